@@ -1,0 +1,38 @@
+# facelib: set up, test, demo, lab. Every target sets up .venv first when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.facelib-setup
+# Tests and notebooks run in fast mode (FACELIB_FAST=0 make test for full sizes) and headless.
+TEST_ENV := FACELIB_FAST=$${FACELIB_FAST:-1} FACELIB_HEADLESS=1 MPLBACKEND=Agg
+
+.PHONY: setup test demo lab notebooks clean
+
+setup: $(STAMP)
+
+# Re-running is quick: pip runs again only when a requirements file or pyproject.toml changed.
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -c "import torch, pytorch3d, facenet_pytorch, facelib; print('facelib set up: torch', torch.__version__, '| pytorch3d', pytorch3d.__version__)"
+	$(BIN)/python -m facelib build-model
+	touch $(STAMP)
+
+test: setup
+	$(TEST_ENV) $(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/python -m facelib demo
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+# Maintainers: re-run the solution notebooks (fast mode), store their light outputs, regenerate notebooks/.
+notebooks: setup
+	$(TEST_ENV) $(BIN)/python -m facelib.course execute
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,68 @@
+"""The ``python -m facelib`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _build_model(args: argparse.Namespace) -> int:
+    from facelib.morphable.builder import BuildConfig, build_open_model
+    from facelib.morphable.open_model import open_model_path
+
+    path = Path(args.out) if args.out else open_model_path(args.seed)
+    if path.is_file() and not args.force and not args.out:
+        print(f"the open face model is already built: {path} (--force rebuilds it)")
+        return 0
+    build_open_model(path, BuildConfig(seed=args.seed))
+    return 0
+
+
+def _faces(args: argparse.Namespace) -> int:
+    from facelib.morphable import load_open_model
+    from facelib.morphable.gallery import write_gallery
+
+    start = time.perf_counter()
+    model = load_open_model(level=args.level)
+    path = write_gallery(args.out, model, n=args.n, seed=args.seed, limit=args.limit)
+    print(f"{model}\nwrote {args.n} random faces (+-{args.limit} std) to {path.resolve()} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Until the reconstruction pipeline exists, the demo renders the embedded face model.
+    args.n, args.limit, args.level = 16, 2.0, 1
+    return _faces(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facelib", description="facelib: 3D face reconstruction with GCNs (Lin et al., CVPR 2020)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-model", help="build the open face model from the CC0 MakeHuman assets")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write here instead of the cache")
+    p.add_argument("--force", action="store_true", help="rebuild even if the cached file exists")
+    p.set_defaults(func=_build_model)
+
+    p = sub.add_parser("faces", help="render random faces of the open model into an image grid")
+    p.add_argument("--out", default="out/faces.png")
+    p.add_argument("-n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=float, default=2.0, help="clip coefficients to +-limit standard deviations")
+    p.add_argument("--level", type=int, default=1, help="subdivision level of the mesh")
+    p.set_defaults(func=_faces)
+
+    p = sub.add_parser("demo", help="the course's end-to-end demo on the embedded default")
+    p.add_argument("--out", default="out/demo.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

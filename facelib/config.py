@@ -1,0 +1,70 @@
+"""Run-time configuration shared by the package and the notebooks.
+
+Fast mode (``FAST``) shrinks mesh resolution, image size, dataset size and iteration counts so that
+every notebook runs in about a minute on two CPU cores. It is on when ``FACELIB_FAST`` is set to a
+true value, and by itself whenever ``CI`` is set (as CI services do). ``FACELIB_FAST=0`` turns it
+off even under CI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _fast_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Reads fast mode from the environment (``FACELIB_FAST`` wins over ``CI``)."""
+    value = environ.get("FACELIB_FAST")
+    if value is not None:
+        value = value.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ValueError(f"FACELIB_FAST={value!r}: use 1 (fast mode) or 0 (full mode)")
+    return bool(environ.get("CI"))
+
+
+FAST: bool = _fast_from_env()
+"""True in fast mode (small meshes, images and iteration counts for CPU and CI)."""
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+DATA_DIR = Path(os.environ.get("FACELIB_DATA", REPO_DIR / "data"))
+"""Files that ship with the course (photos, the built face model when it is committed)."""
+CACHE_DIR = Path(os.environ.get("FACELIB_CACHE", Path.home() / ".cache" / "facelib"))
+"""Files that facelib builds or downloads once per machine (face model, mesh hierarchies)."""
+
+
+def pick(fast: object, full: object) -> object:
+    """Returns ``fast`` in fast mode and ``full`` otherwise (for sizes and iteration counts)."""
+    return fast if FAST else full
+
+
+def get_device(prefer: str | torch.device | None = None, verbose: bool = True) -> torch.device:
+    """Returns the device to compute on: CUDA when available, else the CPU (with a printed note).
+
+    Args:
+        prefer: an explicit device ("cpu", "cuda", "cuda:1"); ``None`` picks automatically.
+            ``FACELIB_DEVICE`` in the environment takes the place of ``prefer`` when it is None.
+        verbose: print a one-line note when falling back to the CPU.
+    """
+    prefer = prefer if prefer is not None else os.environ.get("FACELIB_DEVICE")
+    if prefer is not None:
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {prefer!r} was asked for but CUDA is not available here "
+                "(on Colab: Runtime > Change runtime type > GPU; or pass 'cpu')"
+            )
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if verbose:
+        print("facelib: no CUDA GPU found, computing on the CPU" + (" (fast mode)" if FAST else ""))
+    return torch.device("cpu")

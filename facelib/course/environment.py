@@ -1,0 +1,105 @@
+"""What a notebook's set-up cell reports: versions, device, PyTorch3D, FaceNet weights, fast mode."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from facelib import config
+
+FACENET_WEIGHTS_ENV = "FACELIB_FACENET_WEIGHTS"
+FACENET_VGGFACE2_FILE = "20180402-114759-vggface2.pt"
+"""The file name facenet-pytorch uses for its pretrained "vggface2" weights in torch's hub cache."""
+
+
+def facenet_weights_path() -> Path | None:
+    """Where pretrained FaceNet weights are found offline: ``FACELIB_FACENET_WEIGHTS`` or torch's cache."""
+    explicit = os.environ.get(FACENET_WEIGHTS_ENV)
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / FACENET_VGGFACE2_FILE
+    return cached if cached.is_file() else None
+
+
+def pytorch3d_status() -> str:
+    """'x.y.z' when PyTorch3D imports and its compiled rasterizer loads, else why not."""
+    if importlib.util.find_spec("pytorch3d") is None:
+        return "not installed (the plain-torch renderer is used)"
+    try:
+        import pytorch3d
+        from pytorch3d import _C  # noqa: F401  (the compiled extension: fails on an unsupported torch)
+    except Exception as err:  # an ABI mismatch shows up as ImportError or OSError
+        return f"installed but does not load with torch {torch.__version__} ({type(err).__name__}); the plain-torch renderer is used"
+    return str(pytorch3d.__version__)
+
+
+@dataclass
+class EnvironmentReport:
+    """A snapshot of the environment, shown at the top of every lesson."""
+
+    python: str
+    torch: str
+    cuda: str
+    device: str
+    pytorch3d: str
+    facenet_weights: str
+    fast: bool
+    extras: dict[str, str] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("Python", self.python),
+            ("torch", self.torch),
+            ("CUDA", self.cuda),
+            ("device", self.device),
+            ("PyTorch3D", self.pytorch3d),
+            ("FaceNet weights", self.facenet_weights),
+            ("fast mode", "on (small sizes for CPU and CI)" if self.fast else "off (full sizes)"),
+        ]
+        return rows + list(self.extras.items())
+
+    def __str__(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.rows())
+
+
+def environment_report() -> EnvironmentReport:
+    """Collects the environment report (cheap: imports nothing heavy beyond torch)."""
+    if torch.cuda.is_available():
+        cuda = f"{torch.version.cuda}, {torch.cuda.get_device_name(0)}"
+    else:
+        cuda = "not available"
+    weights = facenet_weights_path()
+    return EnvironmentReport(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        cuda=cuda,
+        device=str(config.get_device(verbose=False)),
+        pytorch3d=pytorch3d_status(),
+        facenet_weights=str(weights) if weights else (
+            f"not found (offline the identity loss uses an untrained network; set {FACENET_WEIGHTS_ENV})"
+        ),
+        fast=config.FAST,
+    )
+
+
+def lesson_setup(lesson: int, seed: int = 0, show_diagram: bool = True) -> EnvironmentReport:
+    """The set-up cell of lesson ``lesson``: seeds, headless plotting defaults, the pipeline diagram
+    with this lesson highlighted, and the environment report."""
+    torch.manual_seed(seed)
+    import matplotlib.pyplot as plt
+
+    # Modest resolution keeps stored notebooks light; pictures still read well inline.
+    plt.rcParams["figure.dpi"] = 72
+    report = environment_report()
+    print(report)
+    if show_diagram:
+        from facelib.viz.pipeline import show_pipeline
+
+        show_pipeline(lesson)
+    return report

@@ -1,0 +1,6 @@
+"""Morphable face models: ``MorphableModel``, the open model built from CC0 MakeHuman assets, landmarks."""
+
+from facelib.morphable.model import CoefficientLayout, ModelFileError, MorphableModel
+from facelib.morphable.open_model import load_open_model, open_model_path
+
+__all__ = ["CoefficientLayout", "ModelFileError", "MorphableModel", "load_open_model", "open_model_path"]

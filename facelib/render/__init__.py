@@ -1,0 +1,8 @@
+"""Differentiable rendering: Deng et al.'s camera, SH lighting, rasterization, ``FaceRenderer``."""
+
+from facelib.render.camera import Camera, euler_rotation
+from facelib.render.lighting import sh_basis, sh_shading, shade
+from facelib.render.rasterize import Fragments, interpolate, rasterize
+from facelib.render.renderer import FaceRenderer, Rendering
+
+__all__ = ["Camera", "FaceRenderer", "Fragments", "Rendering", "euler_rotation", "interpolate", "rasterize", "sh_basis", "sh_shading", "shade"]

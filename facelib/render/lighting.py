@@ -1,0 +1,67 @@
+"""Spherical-harmonics lighting (9 bands x RGB) as in Deng et al. (2019).
+
+For a unit normal n = (x, y, z) the irradiance of colour channel c is
+
+    E_c(n) = sum_k gamma[c, k] * Y_k(n),
+
+with the first nine real SH basis functions already convolved with the Lambertian kernel
+(constants a_l of Ramamoorthi and Hanrahan, 2001), and the shaded colour is albedo * E.
+Deng et al. add 0.8 to the constant band of every channel so that gamma = 0 means a
+uniform, moderately bright light.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+AMBIENT_OFFSET = 0.8
+SH_BANDS = 9
+
+_A = (math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0))
+_C = (1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi))
+
+
+def sh_basis(normals: torch.Tensor) -> torch.Tensor:
+    """The nine Lambertian-convolved SH basis values at unit normals.  (..., 3) -> (..., 9)."""
+    x, y, z = normals.unbind(-1)
+    a0c0, a1c1, a2c2 = _A[0] * _C[0], _A[1] * _C[1], _A[2] * _C[2]
+    return torch.stack(
+        [
+            torch.full_like(x, a0c0),
+            -a1c1 * y,
+            a1c1 * z,
+            -a1c1 * x,
+            a2c2 * x * y,
+            -a2c2 * y * z,
+            0.5 * a2c2 / math.sqrt(3.0) * (3 * z * z - 1),
+            -a2c2 * x * z,
+            0.5 * a2c2 * (x * x - y * y),
+        ],
+        dim=-1,
+    )
+
+
+def sh_shading(normals: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """Irradiance per point and channel.
+
+    Args:
+        normals: (B, N, 3) unit normals in camera-aligned model space.
+        gamma: (B, 27) SH coefficients, laid out as 3 channels x 9 bands (the ambient offset is added here).
+
+    Returns:
+        (B, N, 3) irradiance.
+    """
+    if gamma.ndim != 2 or gamma.shape[-1] != 3 * SH_BANDS:
+        raise ValueError(f"gamma must be (B, 27), got {tuple(gamma.shape)}")
+    coeffs = gamma.view(-1, 3, SH_BANDS)
+    offset = torch.zeros_like(coeffs)
+    offset[:, :, 0] = AMBIENT_OFFSET
+    basis = sh_basis(normals)  # (B, N, 9)
+    return basis @ (coeffs + offset).transpose(1, 2)
+
+
+def shade(albedo: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """Lambertian SH shading: albedo * irradiance.  (B, N, 3) albedo -> (B, N, 3) colour."""
+    return albedo * sh_shading(normals, gamma)

@@ -1,0 +1,84 @@
+"""``FaceRenderer``: a morphable model's shape, albedo, pose and lighting to an image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from facelib.mesh.normals import vertex_normals
+from facelib.render.camera import Camera, euler_rotation
+from facelib.render.lighting import shade
+from facelib.render.rasterize import Fragments, rasterize
+
+
+@dataclass
+class Rendering:
+    """What :meth:`FaceRenderer.render` returns.
+
+    Attributes:
+        image: (B, H, W, 3) shaded colour, zero on background.
+        mask: (B, H, W) coverage (1 where the face is).
+        depth: (B, H, W) depth of the visible surface (-1 on background).
+        pix_to_face: (B, H, W) visible triangle per pixel (-1 on background).
+        landmarks: (B, 68, 2) projected landmarks in pixels, or None when the model has none.
+        screen: (B, V, 3) projected vertices (pixel x, pixel y, depth).
+        colors: (B, V, 3) shaded per-vertex colours.
+        fragments: the raw rasterizer output (for interpolating more attributes).
+    """
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    depth: torch.Tensor
+    pix_to_face: torch.Tensor
+    landmarks: torch.Tensor | None
+    screen: torch.Tensor
+    colors: torch.Tensor
+    fragments: Fragments
+
+
+class FaceRenderer:
+    """Renders faces with Deng et al.'s camera and SH lighting.
+
+    Args:
+        triangles: (F, 3) the mesh's triangles.
+        camera: the camera (default: Deng's at 224 x 224).
+        landmarks: (68,) landmark vertex indices, to project with each render.
+        backend: rasterizer backend ("auto", "torch" or "pytorch3d").
+    """
+
+    def __init__(self, triangles: torch.Tensor, camera: Camera | None = None, landmarks: torch.Tensor | None = None, backend: str = "auto") -> None:
+        self.triangles = triangles.long()
+        self.camera = camera or Camera.deng()
+        self.landmarks = landmarks
+        self.backend = backend
+
+    @classmethod
+    def for_model(cls, model, size: int | tuple[int, int] = 224, backend: str = "auto") -> "FaceRenderer":
+        """A renderer for a :class:`~facelib.morphable.MorphableModel` at image ``size``."""
+        return cls(model.triangles, Camera.deng(size), model.landmarks, backend)
+
+    def render(self, vertices: torch.Tensor, albedo: torch.Tensor, angles: torch.Tensor | None = None,
+               translation: torch.Tensor | None = None, gamma: torch.Tensor | None = None) -> Rendering:
+        """Renders a batch.
+
+        Args:
+            vertices: (B, V, 3) shapes in model space.
+            albedo: (B, V, 3) per-vertex albedo.
+            angles: (B, 3) Euler angles (default 0: frontal).
+            translation: (B, 3) (default 0).
+            gamma: (B, 27) SH lighting (default 0: the ambient offset alone).
+        """
+        b = vertices.shape[0]
+        zeros = vertices.new_zeros(b, 3)
+        angles = zeros if angles is None else angles
+        translation = zeros if translation is None else translation
+        gamma = vertices.new_zeros(b, 27) if gamma is None else gamma
+        posed = vertices @ euler_rotation(angles).transpose(1, 2) + translation[:, None]
+        normals = vertex_normals(posed, self.triangles)
+        colors = shade(albedo, normals, gamma)
+        screen = self.camera.project(posed)
+        fragments = rasterize(screen, self.triangles, self.camera.image_size, backend=self.backend)
+        image = fragments.interpolate(colors)
+        landmarks = screen[:, self.landmarks, :2] if self.landmarks is not None else None
+        return Rendering(image, fragments.mask, fragments.zbuf, fragments.pix_to_face, landmarks, screen, colors, fragments)

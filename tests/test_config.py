@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+from facelib import config
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [({}, False), ({"CI": "true"}, True), ({"FACELIB_FAST": "1"}, True), ({"FACELIB_FAST": "0", "CI": "1"}, False), ({"FACELIB_FAST": "yes"}, True)],
+)
+def test_fast_mode_from_environment(environ, expected):
+    assert config._fast_from_env(environ) is expected
+
+
+def test_fast_mode_rejects_unclear_values():
+    with pytest.raises(ValueError, match="FACELIB_FAST"):
+        config._fast_from_env({"FACELIB_FAST": "maybe"})
+
+
+def test_device_falls_back_to_cpu_with_a_note(capsys, monkeypatch):
+    monkeypatch.delenv("FACELIB_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.get_device() == torch.device("cpu")
+    assert "CPU" in capsys.readouterr().out
+
+
+def test_asking_for_cuda_without_it_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        config.get_device("cuda")

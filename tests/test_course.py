@@ -1,0 +1,106 @@
+"""The course tooling: stubs, student notebooks in sync, checks, and the outputs policy."""
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+
+from facelib.course import Exercise, Status, expect, lesson00, student
+
+
+def test_stub_replaces_the_marked_block_at_its_indentation():
+    source = "def f(x):\n    '''doc'''\n    # BEGIN SOLUTION\n    return x + 1\n    # END SOLUTION\n"
+    assert student.stub_source(source) == "def f(x):\n    '''doc'''\n    # YOUR CODE HERE\n    raise NotImplementedError"
+
+
+@pytest.mark.parametrize("source", ["x = 1", "# BEGIN SOLUTION\nx = 1", "x = 1\n# END SOLUTION", "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION"])
+def test_stub_rejects_broken_markers(source):
+    with pytest.raises(student.NotebookFormatError):
+        student.stub_source(source)
+
+
+def test_student_notebooks_are_in_sync_with_solutions():
+    assert student.lessons(), "no solution notebooks found"
+    problems = student.stale()
+    assert not problems, f"run `python -m facelib.course build`: {problems}"
+
+
+def test_student_notebooks_hold_stubs_and_no_outputs():
+    for path in student.lessons():
+        nb = nbformat.read(student.NOTEBOOKS_DIR / path.name, as_version=4)
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name} has stored outputs"
+        stubs = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+        assert stubs, f"{path.name} has no exercise"
+        for cell in stubs:
+            assert "BEGIN SOLUTION" not in cell.source and cell.source.rstrip().endswith("raise NotImplementedError")
+
+
+def test_solution_outputs_are_light_and_every_check_says_correct():
+    for path in student.lessons():
+        nb = nbformat.read(path, as_version=4)
+        assert path.stat().st_size < 1_500_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB: trim its outputs"
+        checks = [c for c in nb.cells if "nbval-check-output" in c.metadata.get("tags", [])]
+        assert checks, f"{path.name} has no check cell"
+        for cell in checks:
+            text = "".join(o.get("text", "") for o in cell.outputs)
+            assert "correct" in text and "\u2717" not in text, f"{path.name}: a stored check does not say correct: {text!r}"
+
+
+def test_not_attempted_exercise_lets_the_student_notebook_run_to_the_end(tmp_path):
+    path = student.NOTEBOOKS_DIR / "00_welcome.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells if c.cell_type == "code"]
+    assert any("not attempted yet" in text for text in outputs)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+
+
+def _square_exercise():
+    def test(answer):
+        out = answer(torch.tensor([1.0, -2.0, 3.0]))
+        expect(isinstance(out, torch.Tensor), "return a tensor")
+        expect(torch.allclose(out, torch.tensor([1.0, 4.0, 9.0])), "some values are off: square each entry")
+
+    return Exercise("square", reference=lambda x: x * x, test=test)
+
+
+def test_check_says_correct_and_returns_the_answer(capsys):
+    ex = _square_exercise()
+
+    def answer(x):
+        return x**2
+
+    assert ex.check(answer) is answer
+    assert ex.status is Status.CORRECT and "correct" in capsys.readouterr().out
+
+
+def test_check_falls_back_to_the_reference_when_not_attempted(capsys):
+    ex = _square_exercise()
+
+    def answer(x):
+        raise NotImplementedError
+
+    assert ex.check(answer) is ex.reference
+    assert ex.status is Status.NOT_ATTEMPTED and "not attempted yet" in capsys.readouterr().out
+
+
+def test_check_says_what_is_wrong_without_the_answer(capsys):
+    ex = _square_exercise()
+    assert ex.check(lambda x: x * 2) is ex.reference
+    out = capsys.readouterr().out
+    assert ex.status is Status.WRONG and "some values are off" in out and "4.0" not in out and "9.0" not in out
+
+
+def test_check_reports_a_crash_in_the_answer():
+    ex = _square_exercise()
+    status, message = ex.evaluate(lambda x: x.undefined_method())
+    assert status is Status.WRONG and "AttributeError" in message
+
+
+def test_lesson00_exercise_catches_the_common_mistakes():
+    ex = lesson00.image_to_tensor_exercise
+    assert ex.evaluate(lesson00.image_to_tensor)[0] is Status.CORRECT
+    assert "channels should come first" in ex.evaluate(lambda im: im.float() / 255)[1]
+    assert "[0, 1]" in ex.evaluate(lambda im: im.permute(2, 0, 1).float())[1]
+    assert "float32" in ex.evaluate(lambda im: im.permute(2, 0, 1).double() / 255)[1]

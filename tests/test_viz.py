@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+import torch
+
+from facelib.viz import image_grid, interact, mesh_figure, pipeline_figure, to_numpy_image
+
+
+def test_image_grid_takes_batches_in_both_layouts_and_lists():
+    fig = image_grid(torch.rand(5, 16, 16, 3), titles=list("abcde"))
+    assert sum(ax.has_data() for ax in fig.axes) == 5
+    fig = image_grid(torch.rand(3, 3, 16, 16))
+    assert sum(ax.has_data() for ax in fig.axes) == 3
+    fig = image_grid([np.zeros((8, 8), np.uint8), torch.ones(3, 8, 8)])
+    assert sum(ax.has_data() for ax in fig.axes) == 2
+
+
+def test_to_numpy_image_scales_uint8_and_moves_channels():
+    out = to_numpy_image(torch.full((3, 4, 5), 255, dtype=torch.uint8))
+    assert out.shape == (4, 5, 3) and out.max() == 1.0
+    with pytest.raises(ValueError):
+        to_numpy_image(np.zeros((2, 3, 4, 5)))
+
+
+def test_mesh_figure_with_vertex_colours_and_scalars():
+    v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    f = torch.tensor([[0, 1, 2]])
+    fig = mesh_figure(v, f, torch.rand(3, 3))
+    assert len(fig.data[0].vertexcolor) == 3
+    fig = mesh_figure(v, f, torch.rand(3))
+    assert fig.data[0].intensity is not None
+    with pytest.raises(ValueError, match="indices"):
+        mesh_figure(v, torch.tensor([[0, 1, 3]]))
+
+
+def test_interact_headless_calls_the_function_with_its_defaults(monkeypatch, capsys):
+    monkeypatch.setenv("FACELIB_HEADLESS", "1")
+    assert interact(lambda a=2, b=3: a * b, a=(0, 5), b=(0, 5)) == 6
+    with pytest.raises(TypeError, match="default"):
+        interact(lambda a: a, a=(0, 5))
+
+
+def test_interact_in_a_live_kernel_builds_sliders(monkeypatch):
+    monkeypatch.setenv("FACELIB_HEADLESS", "0")
+    widget = interact(lambda a=2.0: a, a=(0.0, 5.0))
+    assert widget.children[0].value == 2.0
+
+
+def test_pipeline_figure_highlights_a_lesson():
+    assert pipeline_figure(3) is not None
