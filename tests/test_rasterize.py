@@ -1,0 +1,73 @@
+"""The plain-torch rasterizer against PyTorch3D, and gradients through rendering."""
+
+import pytest
+import torch
+
+from facelib.render import Camera, FaceRenderer, rasterize
+
+
+def _agreement(screen, faces, size):
+    a = rasterize(screen, faces, size, backend="torch")
+    b = rasterize(screen, faces, size, backend="pytorch3d")
+    same = (a.pix_to_face == b.pix_to_face).float().mean().item()
+    both = (a.pix_to_face >= 0) & (a.pix_to_face == b.pix_to_face)
+    bary_err = (a.bary - b.bary).abs()[both].max().item() if both.any() else 0.0
+    return same, bary_err, a, b
+
+
+@pytest.mark.parametrize("size", [(48, 64), (64, 64), (37, 23)])
+def test_backends_agree_on_random_triangles(size):
+    torch.manual_seed(0)
+    h, w = size
+    screen = torch.rand(2, 200, 3) * torch.tensor([w * 1.2, h * 1.2, 2.0]) - torch.tensor([w * 0.1, h * 0.1, -4.0])
+    faces = torch.randint(0, 200, (150, 3))
+    same, bary_err, _, _ = _agreement(screen, faces, size)
+    assert same > 0.999 and bary_err < 1e-4
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.7])
+def test_backends_agree_on_the_face(open_model, yaw):
+    camera = Camera.deng(96)
+    posed = camera.transform(open_model.mean_shape[None], torch.tensor([[0.1, yaw, 0.0]]), torch.zeros(1, 3))
+    same, bary_err, a, b = _agreement(camera.project(posed), open_model.triangles, camera.image_size)
+    assert same > 0.999 and bary_err < 1e-4
+    assert (a.zbuf - b.zbuf).abs()[a.pix_to_face >= 0].max() < 1e-4
+
+
+def test_chunking_does_not_change_the_result():
+    torch.manual_seed(1)
+    screen = torch.rand(1, 60, 3) * torch.tensor([40.0, 40.0, 1.0]) + torch.tensor([0, 0, 3.0])
+    faces = torch.randint(0, 60, (80, 3))
+    a = rasterize(screen, faces, 40)
+    b = rasterize(screen, faces, 40, max_candidates=500)
+    assert torch.equal(a.pix_to_face, b.pix_to_face)
+
+
+def test_a_huge_triangle_fills_the_image():
+    screen = torch.tensor([[[-1000.0, -1000.0, 5.0], [3000.0, -1000.0, 5.0], [-1000.0, 3000.0, 5.0]]])
+    frags = rasterize(screen, torch.tensor([[0, 1, 2]]), 32, max_candidates=100)
+    assert bool((frags.pix_to_face == 0).all())
+
+
+def test_gradients_reach_shape_pose_albedo_and_light(open_model):
+    renderer = FaceRenderer.for_model(open_model, 64)
+    shape = open_model.mean_shape[None].clone().requires_grad_(True)
+    albedo = open_model.mean_tex[None].clone().requires_grad_(True)
+    angles = torch.tensor([[0.0, 0.2, 0.0]], requires_grad=True)
+    gamma = torch.zeros(1, 27, requires_grad=True)
+    out = renderer.render(shape, albedo, angles, gamma=gamma)
+    (out.image * torch.rand_like(out.image)).sum().backward()
+    for name, t in [("shape", shape), ("albedo", albedo), ("angles", angles), ("gamma", gamma)]:
+        assert t.grad is not None and t.grad.abs().sum() > 0, f"no gradient reaches {name}"
+    assert out.landmarks.shape == (1, 68, 2)
+
+
+def test_interpolation_gradcheck_in_double():
+    screen = torch.tensor([[[2.0, 3.0, 4.0], [14.0, 4.0, 5.0], [6.0, 13.0, 6.0]]], dtype=torch.float64, requires_grad=True)
+    colors = torch.rand(1, 3, 2, dtype=torch.float64, requires_grad=True)
+    faces = torch.tensor([[0, 1, 2]])
+
+    def render(s, c):
+        return rasterize(s, faces, 16).interpolate(c)
+
+    assert torch.autograd.gradcheck(render, (screen, colors), eps=1e-6, atol=1e-5)
