@@ -66,6 +66,9 @@ def test_landmarks_are_where_a_face_has_them(open_model):
     y = open_model.mean_shape[open_model.landmarks, 1]
     brows, eyes, nose_tip, mouth, chin = y[17:27].mean(), y[36:48].mean(), y[30], y[48:68].mean(), y[8]
     assert brows > eyes > nose_tip > mouth > chin
+    five = open_model.five_points(open_model.mean_shape[None])[0]
+    assert five.shape == (5, 3) and five[0, 0] < 0 < five[1, 0] and five[3, 0] < 0 < five[4, 0]
+    assert five[2, 2] == open_model.mean_shape[open_model.landmarks, 2].max()  # the nose tip is the front-most landmark
 
 
 def test_subdivision_carries_bases_exactly(open_model, generator):

@@ -365,6 +365,31 @@ def choose_landmarks(vertices: np.ndarray, triangles: np.ndarray, mirror: np.nda
     return result
 
 
+def _model_origin(vertices: np.ndarray, eye_flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the model's origin goes (a little below and behind the eyes, near the head's centre
+    as in BFM), and the two eyeball centres (right, left) relative to it."""
+    eye_r = vertices[eye_flag & (vertices[:, 0] < 0)].mean(0)
+    eye_l = vertices[eye_flag & (vertices[:, 0] > 0)].mean(0)
+    origin = np.array([0.0, (eye_r[1] + eye_l[1]) / 2 - 0.25, (eye_r[2] + eye_l[2]) / 2 - 0.35])
+    return origin, np.stack([eye_r, eye_l]) - origin
+
+
+def identity_scans(n: int, seed: int = 0, cfg: BuildConfig = BuildConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random identities as raw meshes, the "scan database" the identity PCA is computed from.
+
+    Returns:
+        (n, V, 3) float32 vertices (in the open model's frame, on its level-0 mesh) and the (F, 3) triangles.
+    """
+    mesh = makehuman.read_base_mesh()
+    index, tris, eye_flag = select_region(mesh, cfg)
+    weights = _identity_design(np.random.default_rng(seed), n)
+    paths, w = weights
+    rows = _remove_translation(_target_rows(paths, index), ~eye_flag)
+    scans = (mesh.vertices[index].reshape(-1) + w @ rows).reshape(n, -1, 3)
+    origin, _ = _model_origin(scans.mean(0), eye_flag)
+    return (scans - origin).astype(np.float32), tris
+
+
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Writes an .npz with fixed timestamps so that the same arrays give the same bytes, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,13 +433,9 @@ def build_open_model(path: Path, cfg: BuildConfig = BuildConfig(), verbose: bool
     _, exp_dirs, exp_var = _pca_of_linear_samples(exp_w, exp_rows, cfg.n_exp, centered=False)
     say(f"expression: {len(exp_paths)} targets x {cfg.expression_samples} samples")
 
-    # Centre the model: the midpoint of the eyeballs at the origin, as BFM is centred on the head.
     mean_v = mean_shape.reshape(n, 3)
-    eye_r = mean_v[eye_flag & (mean_v[:, 0] < 0)].mean(0)
-    eye_l = mean_v[eye_flag & (mean_v[:, 0] > 0)].mean(0)
-    origin = np.array([0.0, (eye_r[1] + eye_l[1]) / 2 - 0.25, (eye_r[2] + eye_l[2]) / 2 - 0.35])
+    origin, eye_centres = _model_origin(mean_v, eye_flag)
     mean_v = mean_v - origin
-    eye_centres = np.stack([eye_r, eye_l]) - origin
 
     masks = _region_masks(index, eye_flag, mean_v, eye_centres)
     albedo = sample_albedo(rng, cfg.albedo_samples, mean_v, masks, eye_centres).reshape(cfg.albedo_samples, -1)

@@ -52,8 +52,14 @@ MEAN_FACE_68 = np.array([
 ], dtype=np.float64)
 
 
-def five_from_68(points: np.ndarray) -> np.ndarray:
-    """The 5 alignment points from 68 landmarks (eye centres, nose tip, mouth corners).  (..., 68, D) -> (..., 5, D)."""
+def five_from_68(points):
+    """The 5 alignment points from 68 landmarks, in MTCNN's order (eye centres, nose tip, mouth
+    corners). Works on numpy arrays and torch tensors: (..., 68, D) -> (..., 5, D)."""
     right_eye = points[..., 36:42, :].mean(-2)
     left_eye = points[..., 42:48, :].mean(-2)
-    return np.stack([right_eye, left_eye, points[..., 30, :], points[..., 48, :], points[..., 54, :]], axis=-2)
+    parts = [right_eye, left_eye, points[..., 30, :], points[..., 48, :], points[..., 54, :]]
+    if isinstance(points, np.ndarray):
+        return np.stack(parts, axis=-2)
+    import torch
+
+    return torch.stack(parts, dim=-2)

@@ -189,6 +189,12 @@ class MorphableModel:
         """The 68 landmark positions of shapes.  (B, V, 3) -> (B, 68, 3)."""
         return vertices[:, self.landmarks]
 
+    def five_points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The 5 alignment points (eye centres, nose tip, mouth corners) of shapes.  (B, V, 3) -> (B, 5, 3)."""
+        from facelib.morphable.landmarks import five_from_68
+
+        return five_from_68(self.landmarks_3d(vertices))
+
     def to(self, device: str | torch.device) -> "MorphableModel":
         """A copy on ``device``."""
         moved = MorphableModel(
