@@ -37,6 +37,14 @@ def _demo(args: argparse.Namespace) -> int:
     return _faces(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from facelib.bench import bench_render
+
+    if args.what == "render":
+        bench_render(tuple(args.batch), args.size, args.device, args.pytorch3d_max_batch)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m facelib", description="facelib: 3D face reconstruction with GCNs (Lin et al., CVPR 2020)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/demo.png")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("bench", help="benchmarks (speed targets live here)")
+    p.add_argument("what", choices=["render"])
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 16])
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--device", default=None)
+    p.add_argument("--pytorch3d-max-batch", type=int, default=None,
+                   help="skip PyTorch3D above this batch (on a CPU it takes minutes at batch 16)")
+    p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

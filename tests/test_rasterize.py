@@ -71,3 +71,12 @@ def test_interpolation_gradcheck_in_double():
         return rasterize(s, faces, 16).interpolate(c)
 
     assert torch.autograd.gradcheck(render, (screen, colors), eps=1e-6, atol=1e-5)
+
+
+def test_bench_mesh_has_bfm_scale_and_the_bench_runs(capsys):
+    from facelib.bench import bench_render, grid_mesh
+
+    verts, faces = grid_mesh()
+    assert (verts.shape[0], faces.shape[0]) == (35721, 70688)
+    rows = bench_render(batches=(1,), size=32, device="cpu", repeats=1)
+    assert rows[0]["torch_ms"] > 0 and rows[0]["pytorch3d/torch"] > 0

@@ -1,0 +1,68 @@
+"""Benchmarks: ``python -m facelib bench render`` (speed targets live here, not in timed tests)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from facelib.render import Camera, rasterize
+
+
+def grid_mesh(n: int = 189) -> tuple[torch.Tensor, torch.Tensor]:
+    """An n x n grid bent into a half cylinder facing the camera: 35,721 vertices and 70,688
+    triangles for n = 189, BFM's scale (the size DESIGN.md's measurements used)."""
+    u, v = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    angle = u * 1.2
+    verts = torch.stack([0.9 * torch.sin(angle), 1.1 * v, 0.9 * torch.cos(angle) - 0.2], -1).reshape(-1, 3)
+    idx = torch.arange(n * n).view(n, n)
+    a, b, c, d = idx[:-1, :-1].reshape(-1), idx[1:, :-1].reshape(-1), idx[1:, 1:].reshape(-1), idx[:-1, 1:].reshape(-1)
+    faces = torch.cat([torch.stack([a, b, c], 1), torch.stack([a, c, d], 1)])
+    return verts, faces
+
+
+def _time(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_render(batches: tuple[int, ...] = (1, 16), size: int = 224, device: str | None = None,
+                 pytorch3d_max_batch: int | None = None, repeats: int = 3) -> list[dict]:
+    """Forward + backward (colour interpolation, gradients to vertices and colours) per backend.
+
+    ``pytorch3d_max_batch`` skips PyTorch3D above that batch (on CPU it takes minutes at 16).
+    """
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    verts, faces = grid_mesh()
+    camera = Camera.deng(size)
+    faces = faces.to(dev)
+    rows = []
+    for b in batches:
+        base = verts.to(dev)[None].repeat(b, 1, 1)
+        colours = torch.rand(b, verts.shape[0], 3, device=dev)
+        times = {}
+        for backend in ("torch", "pytorch3d"):
+            if backend == "pytorch3d" and pytorch3d_max_batch is not None and b > pytorch3d_max_batch:
+                continue
+
+            def step() -> None:
+                v = base.clone().requires_grad_(True)
+                c = colours.clone().requires_grad_(True)
+                frags = rasterize(camera.project(v), faces, size, backend=backend)
+                frags.interpolate(c).sum().backward()
+
+            times[backend] = _time(step, dev, 1 if backend == "pytorch3d" and dev.type == "cpu" else repeats)
+        row = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "batch": b, "size": size,
+               "vertices": verts.shape[0], "triangles": faces.shape[0], **{f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}}
+        if len(times) == 2:
+            row["pytorch3d/torch"] = round(times["pytorch3d"] / times["torch"], 1)
+        rows.append(row)
+        print(row)
+    return rows
