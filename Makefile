@@ -12,6 +12,7 @@ setup: $(STAMP)
 
 # Re-running is quick: pip runs again only when a requirements file or pyproject.toml changed.
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@$(PYTHON) -c "import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else 'facelib needs Python 3.10-3.12 (PyTorch3D wheels exist for those); found %d.%d: run make PYTHON=python3.11 setup' % v)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt

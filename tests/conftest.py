@@ -2,6 +2,7 @@
 
 import os
 
+os.environ.setdefault("FACELIB_FAST", "1")
 os.environ.setdefault("FACELIB_HEADLESS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -7,13 +7,19 @@ import yaml
 from facelib.config import REPO_DIR
 
 
-def _pins(path):
+def _pins(path, python="3.11"):
+    """name -> pinned version for one Python version (environment markers evaluated for it)."""
+    from packaging.requirements import Requirement
+
     pins = {}
     for line in (REPO_DIR / path).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
-            name, version = line.split("==")
-            pins[name.lower()] = version
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"python_version": python}):
+                (spec,) = req.specifier
+                assert spec.operator == "==", f"{line}: pin with =="
+                pins[req.name.lower()] = spec.version
     return pins
 
 
@@ -44,9 +50,17 @@ def test_environment_yml_matches_requirements():
     assert not different, f"pins differ (requirements, environment.yml): {different}"
 
 
+def test_every_supported_python_gets_every_package():
+    names = set(_pins("requirements.txt", "3.11"))
+    for python in ("3.10", "3.12"):
+        assert set(_pins("requirements.txt", python)) == names, f"Python {python} misses a pin"
+
+
 def test_installed_versions_match_the_pins():
+    import platform
     from importlib.metadata import version
 
-    for name, pinned in {**_pins("requirements.txt"), **_pins("requirements-nodeps.txt")}.items():
+    python = ".".join(platform.python_version_tuple()[:2])
+    for name, pinned in {**_pins("requirements.txt", python), **_pins("requirements-nodeps.txt", python)}.items():
         installed = version(name)
         assert installed.split("+")[0] == pinned, f"{name}: installed {installed}, pinned {pinned}: run `make setup`"

@@ -64,6 +64,7 @@ def test_landmarks_are_mirror_consistent(open_model):
 
 def test_landmarks_are_where_a_face_has_them(open_model):
     y = open_model.mean_shape[open_model.landmarks, 1]
+    assert not open_model.masks["eyes"][open_model.landmarks].any(), "a landmark sits on an eyeball"
     brows, eyes, nose_tip, mouth, chin = y[17:27].mean(), y[36:48].mean(), y[30], y[48:68].mean(), y[8]
     assert brows > eyes > nose_tip > mouth > chin
     five = open_model.five_points(open_model.mean_shape[None])[0]

@@ -41,9 +41,17 @@ def test_interact_headless_calls_the_function_with_its_defaults(monkeypatch, cap
 
 def test_interact_in_a_live_kernel_builds_sliders(monkeypatch):
     monkeypatch.setenv("FACELIB_HEADLESS", "0")
-    widget = interact(lambda a=2.0: a, a=(0.0, 5.0))
-    assert widget.children[0].value == 2.0
+    widget = interact(lambda a=2.0, b=1: a, b=(0, 5), a=(0.0, 5.0))
+    values = {c.description: c.value for c in widget.children if hasattr(c, "description") and c.description}
+    assert values["a"] == 2.0 and values["b"] == 1
 
 
-def test_pipeline_figure_highlights_a_lesson():
-    assert pipeline_figure(3) is not None
+def test_pipeline_figure_highlights_the_lessons_boxes():
+    from facelib.viz.pipeline import STAGES
+
+    def highlighted(lesson):
+        fig = pipeline_figure(lesson)
+        return [p.get_linewidth() > 1 for p in fig.axes[0].patches]
+
+    assert highlighted(3) == [3 in taught for _, taught in STAGES]
+    assert sum(highlighted(5)) == 3 and not any(highlighted(0))

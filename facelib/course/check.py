@@ -101,7 +101,8 @@ class Exercise:
             print(f"\u2713 {self.title}: correct")
             return answer
         if self.status is Status.NOT_ATTEMPTED:
-            print(f"\u2026 {self.title}: not attempted yet. The notebook goes on with facelib's reference implementation.")
+            print(f"\u2026 {self.title}: not attempted yet (the function still raises NotImplementedError: replace that line "
+                  "with your code). The notebook goes on with facelib's reference implementation.")
         else:
             print(f"\u2717 {self.title}: {self.message}\n  The notebook goes on with facelib's reference implementation for now.")
         return self.reference

@@ -22,7 +22,8 @@ def facenet_weights_path() -> Path | None:
     explicit = os.environ.get(FACENET_WEIGHTS_ENV)
     if explicit:
         return Path(explicit) if Path(explicit).is_file() else None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / FACENET_VGGFACE2_FILE
+    # facenet-pytorch downloads into $TORCH_HOME/checkpoints (not torch.hub.get_dir()).
+    cached = Path(torch.hub._get_torch_home()) / "checkpoints" / FACENET_VGGFACE2_FILE
     return cached if cached.is_file() else None
 
 

@@ -34,7 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from facelib.morphable import makehuman
 from facelib.morphable.landmarks import MEAN_FACE_68, MIRROR_68, NUM_LANDMARKS
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 FACE_CATEGORIES = ("nose", "mouth", "eyes", "eyebrows", "cheek", "chin", "forehead", "head")
 # Modifiers that move or turn the whole head add nothing that pose does not already cover.
 EXCLUDED_MODIFIERS = ("head-trans", "head-angle")
@@ -321,11 +321,12 @@ def sample_albedo(rng: np.random.Generator, n: int, vertices: np.ndarray, masks:
     return np.clip(albedo, 0.0, 1.0)
 
 
-def choose_landmarks(vertices: np.ndarray, triangles: np.ndarray, mirror: np.ndarray, midline: np.ndarray, eye_centres: np.ndarray) -> np.ndarray:
+def choose_landmarks(vertices: np.ndarray, triangles: np.ndarray, mirror: np.ndarray, midline: np.ndarray, eye_centres: np.ndarray, skin: np.ndarray) -> np.ndarray:
     """The 68 landmark vertices on a neutral face, left/right consistent through ``mirror``.
 
     A mean 68-point face is placed on the frontal view (its eye centres on the eyeballs' centres),
-    each point on the person's right side (-x) snaps to the nearest visible surface vertex, its
+    each point on the person's right side (-x) snaps to the nearest visible skin vertex (never an
+    eyeball: eyelid landmarks must follow the lids in a blink), its
     partner on the left is that vertex's mirror image, and midline points snap to midline vertices.
     """
     import torch
@@ -347,6 +348,7 @@ def choose_landmarks(vertices: np.ndarray, triangles: np.ndarray, mirror: np.nda
     visible = np.zeros(len(vertices), dtype=bool)
     seen = frags.pix_to_face[frags.pix_to_face >= 0].unique().numpy()
     visible[np.unique(triangles[seen])] = True
+    visible &= skin
     result = np.full(NUM_LANDMARKS, -1, dtype=np.int64)
     for i in range(NUM_LANDMARKS):
         j = MIRROR_68[i]
@@ -446,7 +448,7 @@ def build_open_model(path: Path, cfg: BuildConfig = BuildConfig(), verbose: bool
     say(f"albedo: {cfg.albedo_samples} samples")
 
     midline = np.abs(mean_v[:, 0]) < 1e-6
-    landmarks = choose_landmarks(mean_v, tris, mirror, midline | (mirror == np.arange(n)), eye_centres)
+    landmarks = choose_landmarks(mean_v, tris, mirror, midline | (mirror == np.arange(n)), eye_centres, skin)
 
     arrays = {
         "mean_shape": mean_v.astype(np.float32),

@@ -88,8 +88,11 @@ class MorphableModel:
                 raise ModelFileError(f"{label} must be (3V={3 * v}, k), got {tuple(base.shape)}")
         if mean_tex.shape != (v, 3):
             raise ModelFileError(f"mean_tex must be (V={v}, 3), got {tuple(mean_tex.shape)}")
-        if triangles.ndim != 2 or triangles.shape[1] != 3 or int(triangles.max()) >= v or int(triangles.min()) < 0:
-            raise ModelFileError(f"triangles must be (F, 3) indices in [0, {v}), got shape {tuple(triangles.shape)}")
+        if triangles.ndim != 2 or triangles.shape[1] != 3:
+            raise ModelFileError(f"triangles must be (F, 3), got {tuple(triangles.shape)}")
+        for label, idx in (("triangles", triangles), ("landmarks", landmarks), ("mirror", mirror)):
+            if idx is not None and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= v):
+                raise ModelFileError(f"{label} hold vertex indices in [{int(idx.min())}, {int(idx.max())}], outside [0, {v}) (1-based indices from a .mat file?)")
         self.mean_shape, self.id_base, self.exp_base = mean_shape, id_base, exp_base
         self.mean_tex, self.tex_base = mean_tex, tex_base
         self.triangles, self.landmarks = triangles.long(), landmarks.long()
@@ -104,17 +107,17 @@ class MorphableModel:
         """Loads a model written by the open-model builder; ``level`` > 0 subdivides it."""
         path = Path(path)
         try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
+            data = dict(np.load(path, allow_pickle=False))
+        except Exception as err:  # OSError, ValueError, zipfile.BadZipFile, EOFError: all mean "not a model file"
             raise ModelFileError(f"{path} is not a readable model file ({err}); rebuild it with `python -m facelib build-model`") from err
-        missing = [k for k in REQUIRED_KEYS if k not in data.files]
+        missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
             raise ModelFileError(f"{path} lacks {', '.join(missing)}; rebuild it with `python -m facelib build-model`")
-        t = {k: torch.from_numpy(data[k]) for k in data.files if k != "meta"}
+        t = {k: torch.from_numpy(data[k]) for k in data if k != "meta"}
         masks = {r: t[f"mask_{r}"].bool() for r in REGION_NAMES if f"mask_{r}" in t}
         model = cls(t["mean_shape"], t["id_base"], t["exp_base"], t["mean_tex"], t["tex_base"], t["triangles"],
                     t["landmarks"], t.get("mirror"), masks, name=f"open face model ({path.name})")
-        model.meta = json.loads(bytes(data["meta"]).decode()) if "meta" in data.files else {}
+        model.meta = json.loads(bytes(data["meta"]).decode()) if "meta" in data else {}
         return model.subdivided(level) if level else model
 
     @classmethod

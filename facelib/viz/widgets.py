@@ -52,8 +52,9 @@ def interact(function: Callable[..., Any], **controls: Any) -> Any:
         else:
             abbreviations[name] = ipywidgets.fixed(control) if control is None else control
     widget = ipywidgets.interactive(function, **abbreviations)
-    for child, name in zip(widget.children, controls):
-        if hasattr(child, "value") and not isinstance(controls[name], ipywidgets.Widget):
+    for child in widget.children:  # ipywidgets orders sliders by the signature: match by name
+        name = getattr(child, "description", None)
+        if name in defaults and not isinstance(controls[name], ipywidgets.Widget):
             child.value = defaults[name]
     from IPython.display import display
 
