@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 import torch
 
-from facelib.render.camera import Camera
-
 BACKENDS = ("auto", "torch", "pytorch3d")
 NEAR = 1e-3
 
@@ -249,8 +247,3 @@ def rasterize(
         return _rasterize_pytorch3d(screen, faces, size, cull_backfaces)
     return _rasterize_torch(screen, faces, size, cull_backfaces, max_candidates)
 
-
-def project_and_rasterize(camera: Camera, posed: torch.Tensor, faces: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, Fragments]:
-    """Projects posed vertices with ``camera`` and rasterizes them; returns (screen vertices, fragments)."""
-    screen = camera.project(posed)
-    return screen, rasterize(screen, faces, camera.image_size, backend=backend)
