@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facelib.mesh.symmetry import mirror_by_position
 from facelib.morphable.model import ModelFileError, MorphableModel
 
 BFM_KEYS = ("meanshape", "meantex", "idBase", "exBase", "texBase", "tri", "keypoints")
@@ -64,9 +65,7 @@ def load_bfm(path: str | Path, recenter: bool = True) -> MorphableModel:
     shape = mean.reshape(v, 3)
     if recenter:
         shape = shape - shape.mean(0, keepdims=True)
-    from scipy.spatial import cKDTree
-
-    _, mirror = cKDTree(shape).query(shape * np.array([-1.0, 1.0, 1.0]))
+    mirror = mirror_by_position(shape)
     masks = {}
     if "skinmask" in mat:
         masks["skin"] = torch.from_numpy(np.asarray(mat["skinmask"]).reshape(-1)[:v] > 0)

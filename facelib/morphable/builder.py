@@ -384,8 +384,7 @@ def identity_scans(n: int, seed: int = 0, cfg: BuildConfig = BuildConfig()) -> t
     """
     mesh = makehuman.read_base_mesh()
     index, tris, eye_flag = select_region(mesh, cfg)
-    weights = _identity_design(np.random.default_rng(seed), n)
-    paths, w = weights
+    paths, w = _identity_design(np.random.default_rng(seed), n)
     rows = _remove_translation(_target_rows(paths, index), ~eye_flag)
     scans = (mesh.vertices[index].reshape(-1) + w @ rows).reshape(n, -1, 3)
     origin, _ = _model_origin(scans.mean(0), eye_flag)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from facelib.mesh.subdivide import subdivision_levels
+from facelib.mesh.symmetry import mirror_by_position
 
 REGION_NAMES = ("skin", "eyes", "brows", "lips", "nose")
 REQUIRED_KEYS = ("mean_shape", "id_base", "exp_base", "mean_tex", "tex_base", "triangles", "landmarks")
@@ -67,6 +68,7 @@ class MorphableModel:
         triangles: (F, 3) long. landmarks: (68,) vertex indices in iBUG order.
         mirror: (V,) index of each vertex's mirror partner.
         masks: region name -> (V,) bool (skin, eyes, brows, lips, nose).
+        meta: how the model was made (builder version, seed, settings), empty when unknown.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class MorphableModel:
         mirror: torch.Tensor | None = None,
         masks: dict[str, torch.Tensor] | None = None,
         name: str = "model",
+        meta: dict | None = None,
     ) -> None:
         v = mean_shape.shape[0]
         for label, base in (("id_base", id_base), ("exp_base", exp_base), ("tex_base", tex_base)):
@@ -99,6 +102,7 @@ class MorphableModel:
         self.mirror = mirror.long() if mirror is not None else None
         self.masks = masks or {}
         self.name = name
+        self.meta = meta or {}
         self.layout = CoefficientLayout(id_base.shape[1], exp_base.shape[1], tex_base.shape[1])
 
     # ---- construction -------------------------------------------------------------------------
@@ -115,9 +119,9 @@ class MorphableModel:
             raise ModelFileError(f"{path} lacks {', '.join(missing)}; rebuild it with `python -m facelib build-model`")
         t = {k: torch.from_numpy(data[k]) for k in data if k != "meta"}
         masks = {r: t[f"mask_{r}"].bool() for r in REGION_NAMES if f"mask_{r}" in t}
+        meta = json.loads(bytes(data["meta"]).decode()) if "meta" in data else {}
         model = cls(t["mean_shape"], t["id_base"], t["exp_base"], t["mean_tex"], t["tex_base"], t["triangles"],
-                    t["landmarks"], t.get("mirror"), masks, name=f"open face model ({path.name})")
-        model.meta = json.loads(bytes(data["meta"]).decode()) if "meta" in data else {}
+                    t["landmarks"], t.get("mirror"), masks, name=f"open face model ({path.name})", meta=meta)
         return model.subdivided(level) if level else model
 
     @classmethod
@@ -149,17 +153,10 @@ class MorphableModel:
         mean = up(self.mean_shape)
         mirror = None
         if self.mirror is not None:
-            from scipy.spatial import cKDTree
-
-            points = mean.numpy()
-            flipped = points * np.array([-1.0, 1.0, 1.0])
-            _, mirror_np = cKDTree(points).query(flipped)
-            mirror = torch.from_numpy(mirror_np).long()
+            mirror = torch.from_numpy(mirror_by_position(mean.numpy()))
             mirror[:v] = self.mirror
-        model = MorphableModel(mean, up_base(self.id_base), up_base(self.exp_base), up(self.mean_tex), up_base(self.tex_base),
-                               torch.from_numpy(tris), self.landmarks, mirror, masks, name=f"{self.name}, level {levels}")
-        model.meta = getattr(self, "meta", {})
-        return model
+        return MorphableModel(mean, up_base(self.id_base), up_base(self.exp_base), up(self.mean_tex), up_base(self.tex_base),
+                              torch.from_numpy(tris), self.landmarks, mirror, masks, name=f"{self.name}, level {levels}", meta=self.meta)
 
     # ---- the model ------------------------------------------------------------------------------
     @property
@@ -200,13 +197,12 @@ class MorphableModel:
 
     def to(self, device: str | torch.device) -> "MorphableModel":
         """A copy on ``device``."""
-        moved = MorphableModel(
+        return MorphableModel(
             self.mean_shape.to(device), self.id_base.to(device), self.exp_base.to(device), self.mean_tex.to(device),
             self.tex_base.to(device), self.triangles.to(device), self.landmarks.to(device),
             None if self.mirror is None else self.mirror.to(device), {k: m.to(device) for k, m in self.masks.items()}, self.name,
+            self.meta,
         )
-        moved.meta = getattr(self, "meta", {})
-        return moved
 
     def __repr__(self) -> str:
         return (f"MorphableModel({self.name}: {self.num_vertices} vertices, {self.triangles.shape[0]} triangles, "
