@@ -4,5 +4,6 @@ from facelib.render.camera import Camera, euler_rotation
 from facelib.render.lighting import sh_basis, sh_shading, shade
 from facelib.render.rasterize import Fragments, interpolate, rasterize
 from facelib.render.renderer import FaceRenderer, Rendering
+from facelib.render.sample import VertexSamples, sample_image, sample_vertex_colors, vertex_visibility
 
-__all__ = ["Camera", "FaceRenderer", "Fragments", "Rendering", "euler_rotation", "interpolate", "rasterize", "sh_basis", "sh_shading", "shade"]
+__all__ = ["Camera", "FaceRenderer", "Fragments", "Rendering", "euler_rotation", "interpolate", "rasterize", "sh_basis", "sh_shading", "shade", "VertexSamples", "sample_image", "sample_vertex_colors", "vertex_visibility"]

@@ -10,6 +10,7 @@ from facelib.mesh.normals import vertex_normals
 from facelib.render.camera import Camera, euler_rotation
 from facelib.render.lighting import shade
 from facelib.render.rasterize import Fragments, rasterize
+from facelib.render.sample import VertexSamples, sample_vertex_colors
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Rendering:
         landmarks: (B, 68, 2) projected landmarks in pixels, or None when the model has none.
         screen: (B, V, 3) projected vertices (pixel x, pixel y, depth).
         colors: (B, V, 3) shaded per-vertex colours.
+        points: (B, V, 3) posed vertices (model space after rotation and translation).
+        normals: (B, V, 3) posed unit vertex normals.
         fragments: the raw rasterizer output (for interpolating more attributes).
     """
 
@@ -34,6 +37,8 @@ class Rendering:
     landmarks: torch.Tensor | None
     screen: torch.Tensor
     colors: torch.Tensor
+    points: torch.Tensor
+    normals: torch.Tensor
     fragments: Fragments
 
 
@@ -81,4 +86,15 @@ class FaceRenderer:
         fragments = rasterize(screen, self.triangles, self.camera.image_size, backend=self.backend)
         image = fragments.interpolate(colors)
         landmarks = screen[:, self.landmarks, :2] if self.landmarks is not None else None
-        return Rendering(image, fragments.mask, fragments.zbuf, fragments.pix_to_face, landmarks, screen, colors, fragments)
+        return Rendering(image, fragments.mask, fragments.zbuf, fragments.pix_to_face, landmarks, screen, colors, posed, normals, fragments)
+
+    def sample_colors(self, image: torch.Tensor, rendering: Rendering, tolerance: float = 0.01) -> VertexSamples:
+        """The photo's colour at each projected vertex of ``rendering`` and its visibility (T_p).
+
+        Args:
+            image: (B, H, W, 3) photos at the renderer's image size.
+            rendering: the rendering of the fitted faces over those photos.
+            tolerance: relative depth tolerance of the visibility test.
+        """
+        return sample_vertex_colors(image, rendering.screen, rendering.depth, rendering.normals, rendering.points,
+                                    self.camera.distance, tolerance)
