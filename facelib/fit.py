@@ -1,0 +1,174 @@
+"""Analysis by synthesis: fit a morphable model to one photo by gradient descent through the renderer.
+
+The unknowns are the 3DMM coefficients (identity, expression, albedo), the pose (three Euler
+angles, a translation) and the SH lighting. Each step renders the current guess, compares it with
+the photo, and lets autograd move every unknown a little:
+
+    L = w_pix L_pix(I, R) + w_lm L_lm(q, q') + w_coef L_coef(c) + w_gamma L_gamma(gamma)
+
+(:mod:`facelib.losses` holds each term.) Landmarks pin the geometry down, because the photometric
+term alone has no gradient across the silhouette; the photometric term then does the rest.
+The fit runs in two stages: landmarks only for the rigid pose and the identity at first (the
+coloured terms are meaningless while the face is misplaced), then everything together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
+from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68, five_from_68
+from facelib.morphable.model import MorphableModel
+from facelib.render.renderer import FaceRenderer, Rendering
+
+UNKNOWNS = ("id", "exp", "tex", "angles", "translation", "gamma")
+
+
+@dataclass
+class FitConfig:
+    """Settings of :func:`fit` (the defaults suit a 224 x 224 aligned face).
+
+    Attributes:
+        steps: gradient steps in all.
+        landmark_steps: the first steps use the landmark and prior terms only.
+        lr: Adam's learning rate.
+        photo_weight, landmark_weight, coef_weight, lighting_weight: the loss weights.
+        prior_weights: relative weights of identity, expression and albedo in the coefficient prior
+            (albedo is cheap, so the skin colour goes into the albedo rather than into the light).
+        light_strength: the magnitude term of :func:`~facelib.losses.lighting_prior`.
+        unknowns: which of ``UNKNOWNS`` to optimise (the others stay at their start values).
+        frames: how many snapshots of the rendering to keep, evenly spread over the steps.
+    """
+
+    steps: int = 200
+    landmark_steps: int = 40
+    lr: float = 0.03
+    photo_weight: float = 1.9
+    landmark_weight: float = 80.0
+    coef_weight: float = 2e-3
+    prior_weights: tuple[float, float, float] = (1.0, 0.8, 0.05)
+    light_strength: float = 0.5
+    lighting_weight: float = 5.0
+    unknowns: tuple[str, ...] = UNKNOWNS
+    frames: int = 6
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        params: the fitted unknowns ("id", "exp", "tex", "angles", "translation", "gamma"), detached.
+        rendering: the final rendering.
+        history: per-step values of each loss term and of the total.
+        frames: (step, (B, H, W, 3) rendering over the target) snapshots.
+    """
+
+    params: dict[str, torch.Tensor]
+    rendering: Rendering
+    history: dict[str, list[float]] = field(default_factory=dict)
+    frames: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+
+    def composite(self, target: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) the rendering pasted over the target where the face covers it."""
+        mask = self.rendering.mask.unsqueeze(-1)
+        return self.rendering.image.detach().clamp(0, 1) * mask + target * (1 - mask)
+
+
+def initial_params(model: MorphableModel, batch: int) -> dict[str, torch.Tensor]:
+    """The start of a fit: the mean face, frontal, centred, lit by the ambient term alone."""
+    sizes = {"id": model.layout.n_id, "exp": model.layout.n_exp, "tex": model.layout.n_tex, "angles": 3,
+             "translation": 3, "gamma": 27}
+    return {name: torch.zeros(batch, k, device=model.device) for name, k in sizes.items()}
+
+
+def render_params(model: MorphableModel, renderer: FaceRenderer, params: dict[str, torch.Tensor]) -> Rendering:
+    """Renders a set of unknowns (the dictionary layout of :func:`initial_params`)."""
+    shape = model.shape(params["id"], params["exp"])
+    albedo = model.albedo(params["tex"])
+    return renderer.render(shape, albedo, params["angles"], params["translation"], params["gamma"])
+
+
+def _model_landmarks(rendering: Rendering, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if rendering.landmarks is None:
+        raise ValueError("the model has no landmarks; a fit needs them")
+    if count == 68:
+        return rendering.landmarks, torch.as_tensor(LANDMARK_WEIGHTS_68, dtype=rendering.landmarks.dtype)
+    if count == 5:
+        return five_from_68(rendering.landmarks), None
+    raise ValueError(f"target landmarks must be 5 (MTCNN) or 68 points, got {count}")
+
+
+def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, renderer: FaceRenderer | None = None,
+        mask: torch.Tensor | None = None, config: FitConfig | None = None, init: dict[str, torch.Tensor] | None = None,
+        callback: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+    """Fits the model to target images by analysis by synthesis.
+
+    Args:
+        model: the morphable model.
+        target: (B, H, W, 3) photos (aligned crops) in [0, 1].
+        landmarks: (B, 5, 2) or (B, 68, 2) detected landmarks in pixels of ``target``.
+        renderer: a renderer at the target's size (default: ``FaceRenderer.for_model(model, H)``).
+        mask: (B, H, W) where the photo may be compared (default: everywhere); multiplied by the
+            rendering's coverage at every step.
+        config: :class:`FitConfig`.
+        init: start values for some unknowns (the rest start from :func:`initial_params`).
+        callback: called after every step with (step, the loss terms).
+
+    Returns:
+        :class:`FitResult`.
+    """
+    config = config or FitConfig()
+    if target.ndim != 4 or target.shape[-1] != 3:
+        raise ValueError(f"target must be (B, H, W, 3), got {tuple(target.shape)}")
+    b, h, w, _ = target.shape
+    if landmarks.shape[0] != b or landmarks.ndim != 3 or landmarks.shape[-1] != 2:
+        raise ValueError(f"landmarks must be (B={b}, K, 2), got {tuple(landmarks.shape)}")
+    unknown = set(config.unknowns) - set(UNKNOWNS)
+    if unknown:
+        raise ValueError(f"unknowns must be among {UNKNOWNS}, got {sorted(unknown)}")
+    renderer = renderer or FaceRenderer.for_model(model, (h, w))
+    if tuple(renderer.camera.image_size) != (h, w):
+        raise ValueError(f"the renderer draws {renderer.camera.image_size}, the target is {(h, w)}")
+    params = initial_params(model, b)
+    for name, value in (init or {}).items():
+        params[name] = value.detach().clone().to(model.device)
+    for name in config.unknowns:
+        params[name].requires_grad_(True)
+    optimizer = torch.optim.Adam([params[n] for n in config.unknowns], lr=config.lr)
+    compare = torch.ones(b, h, w, device=target.device) if mask is None else mask
+    history: dict[str, list[float]] = {k: [] for k in ("photometric", "landmarks", "coefficients", "lighting", "total")}
+    frames: list[tuple[int, torch.Tensor]] = []
+    snap = {round(i * (config.steps - 1) / max(config.frames - 1, 1)) for i in range(config.frames)} if config.frames else set()
+    rendering = render_params(model, renderer, params)
+    for step in range(config.steps):
+        rendering = render_params(model, renderer, params)
+        q, weights = _model_landmarks(rendering, landmarks.shape[1])
+        terms = {
+            "photometric": photometric_loss(rendering.image, target, rendering.mask * compare),
+            "landmarks": landmark_loss(q, landmarks, weights, float(min(h, w))),
+            "coefficients": coefficient_prior(params["id"], params["exp"], params["tex"], config.prior_weights),
+            "lighting": lighting_prior(params["gamma"], config.light_strength),
+        }
+        photo_on = step >= config.landmark_steps
+        total = (config.photo_weight * terms["photometric"] * photo_on + config.landmark_weight * terms["landmarks"]
+                 + config.coef_weight * terms["coefficients"] + config.lighting_weight * terms["lighting"])
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"the fit diverged at step {step} (loss {total.item()}): lower FitConfig.lr")
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        values = {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}
+        for k, v in values.items():
+            history[k].append(v)
+        if step in snap:
+            frames.append((step, rendering.image.detach().clamp(0, 1) * rendering.mask[..., None].detach()
+                           + target * (1 - rendering.mask[..., None].detach())))
+        if callback is not None:
+            callback(step, values)
+    with torch.no_grad():
+        rendering = render_params(model, renderer, params)
+    return FitResult({k: v.detach() for k, v in params.items()}, rendering, history, frames)

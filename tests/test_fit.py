@@ -1,0 +1,66 @@
+"""The analysis-by-synthesis losses and the per-photo fit."""
+
+import pytest
+import torch
+
+from facelib.fit import FitConfig, fit, initial_params, render_params
+from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
+from facelib.render import FaceRenderer
+
+
+def test_photometric_loss_is_zero_for_identical_images_and_grows():
+    image = torch.rand(2, 8, 8, 3)
+    mask = torch.ones(2, 8, 8)
+    assert photometric_loss(image, image, mask) < 1e-3
+    small, large = photometric_loss(image + 0.05, image, mask), photometric_loss(image + 0.2, image, mask)
+    assert 0 < small < large
+    assert torch.isclose(large, torch.tensor(0.2 * 3**0.5), atol=1e-3)  # the RGB distance of a uniform shift
+    mask[:, :4] = 0
+    shifted = image.clone()
+    shifted[:, :4] += 1.0  # outside the mask: ignored
+    assert photometric_loss(shifted, image, mask) < 1e-3
+
+
+def test_landmark_loss_and_priors():
+    points = torch.rand(1, 68, 2) * 224
+    assert landmark_loss(points, points) == 0
+    assert torch.isclose(landmark_loss(points + 2.24, points), torch.tensor(2 * 0.01**2))
+    weights = torch.ones(68)
+    weights[0] = 69.0
+    moved = points.clone()
+    moved[0, 0, 0] += 22.4
+    assert torch.isclose(landmark_loss(moved, points, weights), torch.tensor(69 * 0.1**2 / 68))
+    zeros = torch.zeros(1, 80)
+    assert coefficient_prior(zeros, zeros[:, :64], zeros) == 0 < coefficient_prior(zeros + 1, zeros[:, :64], zeros)
+    white = torch.rand(1, 1, 9).repeat(1, 3, 1).view(1, 27)
+    assert lighting_prior(white) < 1e-7 < lighting_prior(torch.rand(1, 27))
+    assert lighting_prior(white, strength=1.0) > lighting_prior(white)
+
+
+def test_fit_recovers_a_synthetic_face(open_model):
+    torch.manual_seed(0)
+    renderer = FaceRenderer.for_model(open_model, 96)
+    truth = initial_params(open_model, 1)
+    truth["id"] = torch.randn(1, open_model.layout.n_id) * 0.7
+    truth["tex"] = torch.randn(1, open_model.layout.n_tex) * 0.7
+    truth["angles"] = torch.tensor([[0.1, 0.35, 0.05]])
+    truth["gamma"] = torch.zeros(1, 27)
+    truth["gamma"][:, [1, 10, 19]] = 0.2  # light from above
+    with torch.no_grad():
+        target = render_params(open_model, renderer, truth)
+    image = target.image.clamp(0, 1) * target.mask[..., None] + 0.5 * (1 - target.mask[..., None])
+    start = render_params(open_model, renderer, initial_params(open_model, 1))
+    result = fit(open_model, image, target.landmarks, renderer, config=FitConfig(steps=80, landmark_steps=20, lr=0.05, frames=3))
+    assert len(result.frames) == 3 and len(result.history["total"]) == 80
+    start_error = (start.landmarks - target.landmarks).norm(dim=-1).mean()
+    end_error = (result.rendering.landmarks - target.landmarks).norm(dim=-1).mean()
+    assert end_error < 1.5 and end_error < 0.2 * start_error, (start_error, end_error)
+    assert (result.params["angles"] - truth["angles"]).abs().max() < 0.08
+    assert result.history["photometric"][-1] < 0.6 * result.history["photometric"][20]
+
+
+def test_fit_rejects_mismatched_inputs(open_model):
+    with pytest.raises(ValueError, match="landmarks must be"):
+        fit(open_model, torch.rand(1, 64, 64, 3), torch.rand(2, 5, 2))
+    with pytest.raises(ValueError, match="5 .* or 68"):
+        fit(open_model, torch.rand(1, 64, 64, 3), torch.rand(1, 7, 2), config=FitConfig(steps=1))
