@@ -1,0 +1,311 @@
+"""The texture networks of Lin et al. (CVPR 2020): Refiner, Decoder and CombineNet in ``TextureGCN``.
+
+Per-vertex albedo refinement on a mesh hierarchy (level 0 = the face mesh):
+
+    Refiner     (B, V, 7) -> (B, V, 3)   graph encoder-decoder over the hierarchy. Input per vertex:
+                                         coarse 3DMM albedo (3), the image colour sampled where the
+                                         vertex projects (3), and its visibility (1).
+    Decoder     (B, E)    -> (B, V, 3)   a face embedding through a fully connected layer onto the
+                                         coarsest level, then up-sampling graph convolutions.
+    CombineNet  both      -> (B, V, 3)   concatenated on channels (6), one Chebyshev convolution, tanh.
+
+Two configurations (:class:`TextureGCNConfig`), both with Chebyshev K = 6, ELU and no normalisation:
+
+* ``"official"``: our reading of the official TensorFlow code (FuxiCV/3D-Face-GCNs), its residual
+  model. Embedding 3840 = the regressor's 2048-d ResNet-50 pool5 feature + FaceNet's 1792-d
+  pre-bottleneck feature. Decoder: FC (with ReLU) to 32 channels on the coarsest level, then
+  unpool + residual block to 16, 16, 16 and 3 channels. Refiner: residual blocks 7 -> 16 at level 0,
+  pool, 16 -> 32 and 32 -> 32 at level 1, unpool, 32 -> 16 and 16 -> 3 at level 0; no skip
+  connections. CombineNet: Chebyshev convolution 6 -> 3 without bias, tanh. These are the narrow
+  widths (the code's ``wide`` flag off); ``TextureGCNConfig.official(wide=True)`` gives its wide ones.
+* ``"paper"``: our reading of the paper. What the paper states: a FaceNet embedding (512-d) decoded by
+  a fully connected layer and up-sampling graph convolutions; a Refiner that is a graph
+  encoder-decoder; residual Chebyshev blocks with K = 6. We read the Refiner as spanning every level
+  of the hierarchy, with skip connections between matching levels (U-Net style). The channel widths
+  and the bias of the combining convolution are facelib's choices, not the paper's: we did not find
+  them in its text.
+
+Colours enter and leave in [0, 1] (facelib's convention, as ``MorphableModel.albedo``); inside, they
+are mapped to [-1, 1] as the official code does, and the tanh output is mapped back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from facelib.gcn.blocks import BLOCKS
+from facelib.gcn.chebconv import ChebConv
+from facelib.gcn.pooling import HierarchyOperators, MeshPool, MeshUnpool
+from facelib.mesh.hierarchy import MeshHierarchy
+
+REFINER_INPUTS = 7
+"""Refiner input channels: coarse albedo (3) + image colour at the projected vertex (3) + visibility (1)."""
+
+OFFICIAL_EMBEDDING_DIM = 2048 + 1792
+PAPER_EMBEDDING_DIM = 512
+
+
+@dataclass(frozen=True)
+class TextureGCNConfig:
+    """The architecture of a :class:`TextureGCN` (see the module docstring for the presets).
+
+    Attributes:
+        name: a label for printing.
+        embedding_dim: E, the length of the face embedding the Decoder reads.
+        K: Chebyshev order of every graph convolution.
+        block: ``"resnet"`` (:class:`~facelib.gcn.blocks.ChebResBlock`) or ``"plain"``
+            (:class:`~facelib.gcn.blocks.ChebBlock`).
+        refiner_encoder: Refiner channels at levels 0, 1, ..., depth (one block per level, a pooling
+            between levels); its length - 1 is the Refiner's depth.
+        refiner_bottleneck: channels of extra blocks at the deepest Refiner level.
+        refiner_decoder: channels at levels depth - 1, ..., 0 after each unpooling (length = depth).
+        refiner_skips: concatenate the encoder's features of the same level before each decoder block.
+        decoder_channels: Decoder channels: the FC output on the coarsest level L - 1, then after the
+            unpooling to levels L - 2, ..., 1 (length L - 1; level 0 gets 3 channels).
+        combine_bias: the CombineNet convolution has a bias.
+    """
+
+    name: str
+    embedding_dim: int
+    K: int = 6
+    block: str = "resnet"
+    refiner_encoder: tuple[int, ...] = (16, 32)
+    refiner_bottleneck: tuple[int, ...] = (32,)
+    refiner_decoder: tuple[int, ...] = (16,)
+    refiner_skips: bool = False
+    decoder_channels: tuple[int, ...] = (32, 16, 16, 16)
+    combine_bias: bool = False
+
+    @classmethod
+    def official(cls, wide: bool = False) -> "TextureGCNConfig":
+        """Our reading of the official code's residual model (narrow widths, or its ``wide`` ones)."""
+        if wide:
+            return cls("official-wide", OFFICIAL_EMBEDDING_DIM, refiner_encoder=(16, 32), refiner_bottleneck=(64,),
+                       refiner_decoder=(128,), decoder_channels=(32, 64, 128, 256))
+        return cls("official", OFFICIAL_EMBEDDING_DIM)
+
+    @classmethod
+    def paper(cls, embedding_dim: int = PAPER_EMBEDDING_DIM) -> "TextureGCNConfig":
+        """Our reading of the paper: a 512-d FaceNet embedding, a Refiner over all five levels with skips."""
+        return cls("paper", embedding_dim, refiner_encoder=(16, 32, 32, 64, 64), refiner_bottleneck=(64,),
+                   refiner_decoder=(64, 32, 32, 16), refiner_skips=True, decoder_channels=(32, 16, 16, 16), combine_bias=True)
+
+    @classmethod
+    def preset(cls, name: str) -> "TextureGCNConfig":
+        """``"paper"``, ``"official"`` or ``"official-wide"``."""
+        presets = {"paper": cls.paper, "official": cls.official, "official-wide": lambda: cls.official(wide=True)}
+        if name not in presets:
+            raise ValueError(f"unknown TextureGCN configuration {name!r}; choose one of {sorted(presets)}")
+        return presets[name]()
+
+    def with_embedding_dim(self, embedding_dim: int) -> "TextureGCNConfig":
+        """The same architecture reading a different embedding (e.g. FaceNet's 512 in the official layout)."""
+        return replace(self, embedding_dim=embedding_dim)
+
+    def check(self, num_levels: int) -> None:
+        """Raises ValueError when this configuration does not fit a hierarchy of ``num_levels`` levels."""
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {self.block!r}")
+        if self.K < 1 or self.embedding_dim < 1:
+            raise ValueError(f"K and embedding_dim must be positive, got K={self.K}, embedding_dim={self.embedding_dim}")
+        depth = len(self.refiner_encoder) - 1
+        if depth < 0 or depth > num_levels - 1:
+            raise ValueError(f"{self.name}: the Refiner spans {depth + 1} levels but the hierarchy has {num_levels}")
+        if len(self.refiner_decoder) != depth:
+            raise ValueError(f"{self.name}: refiner_decoder needs one width per level above the deepest ({depth}), got {len(self.refiner_decoder)}")
+        if len(self.decoder_channels) != num_levels - 1:
+            raise ValueError(f"{self.name}: decoder_channels needs {num_levels - 1} widths for a hierarchy of {num_levels} levels "
+                             f"(the presets assume 5 levels, e.g. factors (4, 4, 4, 4)), got {len(self.decoder_channels)}")
+        widths = (*self.refiner_encoder, *self.refiner_bottleneck, *self.refiner_decoder, *self.decoder_channels)
+        if min(widths) < 1:
+            raise ValueError(f"{self.name}: channel widths must be positive, got {widths}")
+
+
+class Refiner(nn.Module):
+    """Graph encoder-decoder from the 7 input channels to per-vertex RGB (before CombineNet).
+
+    Args:
+        operators: the hierarchy's operators (shared with the other networks).
+        config: the architecture.
+        in_channels: input channels per vertex (7 in Lin et al.).
+    """
+
+    def __init__(self, operators: HierarchyOperators, config: TextureGCNConfig, in_channels: int = REFINER_INPUTS) -> None:
+        super().__init__()
+        config.check(operators.num_levels)
+        block, k = BLOCKS[config.block], config.K
+        self.operators, self.in_channels, self.skips = operators, in_channels, config.refiner_skips
+        self.depth = len(config.refiner_encoder) - 1
+        enc = config.refiner_encoder
+        self.encoder = nn.ModuleList([block(in_channels, enc[0], k)])
+        self.pools = nn.ModuleList()
+        for level in range(1, self.depth + 1):
+            self.pools.append(MeshPool(level - 1))
+            self.encoder.append(block(enc[level - 1], enc[level], k))
+        channels = enc[-1]
+        self.bottleneck = nn.ModuleList()
+        for width in config.refiner_bottleneck:
+            self.bottleneck.append(block(channels, width, k))
+            channels = width
+        self.unpools, self.decoder = nn.ModuleList(), nn.ModuleList()
+        for width, level in zip(config.refiner_decoder, range(self.depth - 1, -1, -1)):
+            self.unpools.append(MeshUnpool(level))
+            self.decoder.append(block(channels + (enc[level] if self.skips else 0), width, k))
+            channels = width
+        self.output = block(channels, 3, k)  # ELU-activated like every block (as the official code)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, V_0, in_channels) -> (B, V_0, 3)."""
+        v = self.operators.num_vertices[0]
+        if x.ndim != 3 or x.shape[1:] != (v, self.in_channels):
+            raise ValueError(f"Refiner expects (B, {v}, {self.in_channels}) inputs, got {tuple(x.shape)}")
+        lap = self.operators.laplacian
+        x = self.encoder[0](x, lap(0))
+        features = [x]
+        for level in range(1, self.depth + 1):
+            x = self.pools[level - 1](x, self.operators)
+            x = self.encoder[level](x, lap(level))
+            features.append(x)
+        for block in self.bottleneck:
+            x = block(x, lap(self.depth))
+        for unpool, block, level in zip(self.unpools, self.decoder, range(self.depth - 1, -1, -1)):
+            x = unpool(x, self.operators)
+            if self.skips:
+                x = torch.cat([x, features[level]], dim=-1)
+            x = block(x, lap(level))
+        return self.output(x, lap(0))
+
+
+class Decoder(nn.Module):
+    """Face embedding -> per-vertex RGB: FC onto the coarsest level, then up-sampling graph convolutions.
+
+    Args:
+        operators: the hierarchy's operators.
+        config: the architecture (``embedding_dim`` and ``decoder_channels``).
+    """
+
+    def __init__(self, operators: HierarchyOperators, config: TextureGCNConfig) -> None:
+        super().__init__()
+        config.check(operators.num_levels)
+        block, k = BLOCKS[config.block], config.K
+        self.operators, self.embedding_dim = operators, config.embedding_dim
+        coarsest = operators.num_levels - 1
+        self.start_vertices, self.start_channels = operators.num_vertices[coarsest], config.decoder_channels[0]
+        self.fc = nn.Linear(config.embedding_dim, self.start_vertices * self.start_channels)
+        nn.init.normal_(self.fc.weight, 0.0, math.sqrt(2.0 / config.embedding_dim))  # He, as the official code
+        nn.init.zeros_(self.fc.bias)
+        widths = (*config.decoder_channels, 3)
+        self.unpools, self.blocks = nn.ModuleList(), nn.ModuleList()
+        for i, level in enumerate(range(coarsest - 1, -1, -1)):
+            self.unpools.append(MeshUnpool(level))
+            self.blocks.append(block(widths[i], widths[i + 1], k))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """(B, E) -> (B, V_0, 3)."""
+        if embedding.ndim != 2 or embedding.shape[1] != self.embedding_dim:
+            raise ValueError(f"Decoder expects (B, {self.embedding_dim}) embeddings, got {tuple(embedding.shape)}")
+        x = F.relu(self.fc(embedding)).view(-1, self.start_vertices, self.start_channels)  # ReLU: the official fc()
+        for level, (unpool, block) in zip(range(len(self.blocks) - 1, -1, -1), zip(self.unpools, self.blocks)):
+            x = block(unpool(x, self.operators), self.operators.laplacian(level))
+        return x
+
+
+class CombineNet(nn.Module):
+    """tanh(ChebConv([decoded | refined])): two 3-channel colour fields -> one, in [-1, 1].
+
+    Args:
+        operators: the hierarchy's operators (level 0's Laplacian is used).
+        config: the architecture (``K`` and ``combine_bias``).
+    """
+
+    def __init__(self, operators: HierarchyOperators, config: TextureGCNConfig) -> None:
+        super().__init__()
+        self.operators = operators
+        self.conv = ChebConv(6, 3, config.K, bias=config.combine_bias)
+
+    def forward(self, decoded: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+        """(B, V_0, 3) twice -> (B, V_0, 3) in [-1, 1]."""
+        if decoded.shape != refined.shape or decoded.ndim != 3 or decoded.shape[-1] != 3:
+            raise ValueError(f"CombineNet expects two (B, V, 3) tensors, got {tuple(decoded.shape)} and {tuple(refined.shape)}")
+        return torch.tanh(self.conv(torch.cat([decoded, refined], dim=-1), self.operators.laplacian(0)))
+
+
+class TextureGCN(nn.Module):
+    """Refiner + Decoder + CombineNet on one mesh hierarchy: coarse albedo -> refined albedo.
+
+    Args:
+        hierarchy: the mesh hierarchy; level 0 is the face mesh whose vertices carry the colours.
+        config: a :class:`TextureGCNConfig` or a preset name (``"paper"``, ``"official"``,
+            ``"official-wide"``).
+
+    Example::
+
+        hierarchy = MeshHierarchy.build(model.mean_shape, model.triangles)   # factors (4, 4, 4, 4)
+        net = TextureGCN(hierarchy, "paper")
+        refined = net(albedo, image_colors, visibility, facenet_embedding)   # (B, V, 3) in [0, 1]
+    """
+
+    def __init__(self, hierarchy: MeshHierarchy, config: str | TextureGCNConfig = "paper") -> None:
+        super().__init__()
+        self.config = TextureGCNConfig.preset(config) if isinstance(config, str) else config
+        self.config.check(hierarchy.num_levels)
+        self.operators = HierarchyOperators(hierarchy)
+        self.refiner = Refiner(self.operators, self.config)
+        self.decoder = Decoder(self.operators, self.config)
+        self.combine = CombineNet(self.operators, self.config)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.operators.num_vertices[0]
+
+    def forward(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
+                embedding: torch.Tensor) -> torch.Tensor:
+        """Refines per-vertex albedo.
+
+        Args:
+            coarse_albedo: (B, V, 3) the 3DMM albedo T in [0, 1] (clamped to it, as the official code
+                clips its PCA texture).
+            image_colors: (B, V, 3) the image colour at each projected vertex, in [0, 1].
+            visibility: (B, V, 1) or (B, V), 1 where the vertex is visible, else 0 (fractions are fine);
+                the image colours of hidden vertices are zeroed (mid-grey in [-1, 1]), as the official code.
+            embedding: (B, E) face embedding (E = ``config.embedding_dim``).
+
+        Returns:
+            (B, V, 3) refined albedo T' in [0, 1].
+        """
+        v = self.num_vertices
+        if visibility.ndim == 2:
+            visibility = visibility.unsqueeze(-1)
+        for label, tensor, channels in (("coarse_albedo", coarse_albedo, 3), ("image_colors", image_colors, 3), ("visibility", visibility, 1)):
+            if tensor.ndim != 3 or tensor.shape[1:] != (v, channels):
+                raise ValueError(f"{label} must be (B, {v}, {channels}), got {tuple(tensor.shape)}")
+            if not tensor.is_floating_point():
+                raise TypeError(f"{label} must be a floating-point tensor, got {tensor.dtype}")
+        batch = coarse_albedo.shape[0]
+        if image_colors.shape[0] != batch or visibility.shape[0] != batch or embedding.shape[0] != batch:
+            raise ValueError(f"batch sizes differ: albedo {batch}, image colours {image_colors.shape[0]}, "
+                             f"visibility {visibility.shape[0]}, embedding {embedding.shape[0]}")
+        albedo = coarse_albedo.clamp(0.0, 1.0) * 2.0 - 1.0
+        colors = (image_colors * 2.0 - 1.0) * visibility
+        refined = self.refiner(torch.cat([albedo, colors, visibility], dim=-1))
+        decoded = self.decoder(embedding)
+        return (self.combine(decoded, refined) + 1.0) * 0.5
+
+    def summary(self) -> str:
+        """Parameter counts per network, and the hierarchy's sizes."""
+        rows = [f"TextureGCN ({self.config.name}, K={self.config.K}, {self.config.block} blocks, embedding {self.config.embedding_dim})",
+                f"  mesh levels: {self.operators.extra_repr()}"]
+        for name in ("refiner", "decoder", "combine"):
+            rows.append(f"  {name:<8} {parameter_count(getattr(self, name)):>12,} parameters")
+        rows.append(f"  {'total':<8} {parameter_count(self):>12,} parameters")
+        return "\n".join(rows)
+
+
+def parameter_count(module: nn.Module, trainable_only: bool = True) -> int:
+    """The number of (trainable) parameters of a module, shared ones counted once."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
