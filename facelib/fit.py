@@ -104,7 +104,8 @@ def _model_landmarks(rendering: Rendering, count: int) -> tuple[torch.Tensor, to
 
 def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, renderer: FaceRenderer | None = None,
         mask: torch.Tensor | None = None, config: FitConfig | None = None, init: dict[str, torch.Tensor] | None = None,
-        callback: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+        callback: Callable[[int, dict[str, float]], None] | None = None,
+        photometric: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = photometric_loss) -> FitResult:
     """Fits the model to target images by analysis by synthesis.
 
     Args:
@@ -117,6 +118,8 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         config: :class:`FitConfig`.
         init: start values for some unknowns (the rest start from :func:`initial_params`).
         callback: called after every step with (step, the loss terms).
+        photometric: the photometric term (rendered, target, mask) -> scalar (lesson 03 passes the
+            learner's own).
 
     Returns:
         :class:`FitResult`.
@@ -148,7 +151,7 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         rendering = render_params(model, renderer, params)
         q, weights = _model_landmarks(rendering, landmarks.shape[1])
         terms = {
-            "photometric": photometric_loss(rendering.image, target, rendering.mask * compare),
+            "photometric": photometric(rendering.image, target, rendering.mask * compare),
             "landmarks": landmark_loss(q, landmarks, weights, float(min(h, w))),
             "coefficients": coefficient_prior(params["id"], params["exp"], params["tex"], config.prior_weights),
             "lighting": lighting_prior(params["gamma"], config.light_strength),

@@ -1,0 +1,162 @@
+"""Exercises of lesson 03 (differentiable rendering), with facelib's reference implementations."""
+
+from __future__ import annotations
+
+import torch
+
+from facelib.course.check import Exercise, expect, expect_close, expect_tensor
+from facelib.render.camera import Camera
+
+
+def project(points: torch.Tensor, focal: float, image_size: int, distance: float = 10.0) -> torch.Tensor:
+    """Pinhole projection of posed points by a camera at (0, 0, distance) looking down -z.
+
+    With depth d = distance - z and the principal point at the image centre c = S / 2:
+
+        x_pix = c + f x / d,    y_pix = c - f y / d    (image y points down),
+
+    Args:
+        points: (B, V, 3) posed points.
+        focal: focal length f in pixels.
+        image_size: S, the side of the square image.
+        distance: the camera's position on the z axis.
+
+    Returns:
+        (B, V, 3): pixel x, pixel y, depth d.
+    """
+    depth = distance - points[..., 2]
+    centre = image_size / 2.0
+    x = centre + focal * points[..., 0] / depth
+    y = centre - focal * points[..., 1] / depth
+    return torch.stack([x, y, depth], -1)
+
+
+def _test_project(answer) -> None:
+    g = torch.Generator().manual_seed(7)
+    points = torch.randn(2, 50, 3, generator=g, dtype=torch.float64)
+    out = expect_tensor(answer(points, 1015.0, 224), "the projected points", (2, 50, 3))
+    centre = answer(torch.zeros(1, 1, 3, dtype=torch.float64), 1015.0, 224)
+    expect_close(centre[0, 0, :2], torch.tensor([112.0, 112.0], dtype=torch.float64), "the projection of the origin (it should land on the image centre)")
+    above = answer(torch.tensor([[[0.0, 1.0, 0.0]]], dtype=torch.float64), 1015.0, 224)
+    expect(bool(above[0, 0, 1] < 112), "a point above the axis (y > 0) should land in the upper half of the image: image y points down")
+    expect_close(out[..., 2], 10.0 - points[..., 2], "the depths (distance - z)")
+    expect_close(out, Camera(image_size=(224, 224), focal=1015.0).project(points), "the projected points")
+
+
+project_exercise = Exercise(
+    "Exercise 3.1: the pinhole camera", project, _test_project,
+    "Depth is distance - z. Divide x and y by the depth, multiply by the focal length, and add the image centre; flip the sign of y.",
+)
+
+
+def rasterize_naive(screen: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A z-buffer, one triangle at a time: which triangle is visible at each pixel centre.
+
+    For every triangle: take the pixel centres (j + 0.5, i + 0.5) inside its bounding box; keep
+    those on the inner side of all three edges (edge functions of one sign); compute the depth
+    there from the barycentric weights w_i, as 1 / sum_i (w_i / z_i), because after a perspective
+    projection it is 1 / z that varies linearly across the screen; where it is nearer
+    than the z-buffer, write the depth and the triangle's index.
+
+    Args:
+        screen: (V, 3) projected vertices (pixel x, pixel y, depth).
+        faces: (F, 3) triangles.
+        height, width: image size.
+
+    Returns:
+        (H, W) long: the visible triangle's index, -1 where no triangle covers the pixel.
+    """
+    zbuf = torch.full((height, width), float("inf"), dtype=screen.dtype)
+    pix_to_face = torch.full((height, width), -1, dtype=torch.long)
+    for index, (a, b, c) in enumerate(screen[faces]):
+        x0 = max(int(torch.ceil(min(a[0], b[0], c[0]) - 0.5)), 0)
+        x1 = min(int(torch.floor(max(a[0], b[0], c[0]) - 0.5)), width - 1)
+        y0 = max(int(torch.ceil(min(a[1], b[1], c[1]) - 0.5)), 0)
+        y1 = min(int(torch.floor(max(a[1], b[1], c[1]) - 0.5)), height - 1)
+        if x1 < x0 or y1 < y0:
+            continue
+        ys, xs = torch.meshgrid(torch.arange(y0, y1 + 1, dtype=screen.dtype) + 0.5,
+                                torch.arange(x0, x1 + 1, dtype=screen.dtype) + 0.5, indexing="ij")
+        area = (b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])
+        if area.abs() < 1e-12:
+            continue
+        w0 = ((b[0] - xs) * (c[1] - ys) - (c[0] - xs) * (b[1] - ys)) / area
+        w1 = ((c[0] - xs) * (a[1] - ys) - (a[0] - xs) * (c[1] - ys)) / area
+        w2 = 1 - w0 - w1
+        inside = (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+        # Depth is not linear in screen space, its inverse is: interpolate 1 / z.
+        depth = 1.0 / (w0 / a[2] + w1 / b[2] + w2 / c[2])
+        region = zbuf[y0:y1 + 1, x0:x1 + 1]
+        nearer = inside & (depth < region)
+        region[nearer] = depth[nearer]
+        pix_to_face[y0:y1 + 1, x0:x1 + 1][nearer] = index
+    return pix_to_face
+
+
+def _test_rasterize_naive(answer) -> None:
+    from facelib.render.rasterize import rasterize
+
+    # Two overlapping triangles, the second in front: it must win where they overlap.
+    screen = torch.tensor([[2.0, 2.0, 5.0], [14.0, 3.0, 5.0], [4.0, 14.0, 5.0],
+                           [6.0, 1.0, 3.0], [15.0, 12.0, 3.0], [3.0, 11.0, 3.0]])
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    out = expect_tensor(answer(screen, faces, 16, 16), "pix_to_face", (16, 16))
+    expect(out.dtype in (torch.int64, torch.int32), f"pix_to_face should hold integer triangle indices, got {out.dtype}")
+    expect(bool((out == -1).any()), "pixels that no triangle covers should hold -1")
+    expect(bool((out == 0).any()) and bool((out == 1).any()), "both triangles should be visible somewhere")
+    expect(int(out[8, 8]) == 1, "where the triangles overlap, the nearer one (smaller depth) should win: check the z-buffer test")
+    flipped = answer(screen, faces[:, [0, 2, 1]], 16, 16)
+    expect(torch.equal(flipped.long(), out.long()), "the result changed when the triangles' vertex order was reversed: accept both windings (edge functions all >= 0 or all <= 0, or divide by the signed area)")
+    g = torch.Generator().manual_seed(8)
+    screen = torch.rand(40, 3, generator=g) * torch.tensor([24.0, 20.0, 2.0]) + torch.tensor([0.0, 0.0, 4.0])
+    faces = torch.randint(0, 40, (30, 3), generator=g)
+    reference = rasterize(screen[None], faces, (20, 24)).pix_to_face[0]
+    agreement = (answer(screen, faces, 20, 24).long() == reference).float().mean().item()
+    expect(agreement > 0.98, f"on random triangles your z-buffer agrees with facelib's on {agreement:.1%} of the pixels (expected > 98%): "
+                             "check the pixel centres (+0.5), the bounding boxes, and that the depth is interpolated as 1 / z")
+
+
+rasterize_exercise = Exercise(
+    "Exercise 3.2: a z-buffer from scratch", rasterize_naive, _test_rasterize_naive,
+    "Loop over triangles. Barycentric weights are edge functions divided by the signed area (so both windings work); "
+    "inside means all three weights >= 0. The depth there is 1 / (w0 / z0 + w1 / z1 + w2 / z2); keep it where it beats the z-buffer.",
+)
+
+
+def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """sum_p M_p ||I_p - R_p||_2 / sum_p M_p per image, averaged over the batch.
+
+    Args:
+        rendered, target: (B, H, W, 3). mask: (B, H, W).
+
+    Returns:
+        () scalar.
+    """
+    distance = ((rendered - target).pow(2).sum(-1) + 1e-8).sqrt()
+    return ((distance * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1.0)).mean()
+
+
+def _test_photometric_loss(answer) -> None:
+    g = torch.Generator().manual_seed(9)
+    a, b = torch.rand(2, 6, 5, 3, generator=g), torch.rand(2, 6, 5, 3, generator=g)
+    mask = (torch.rand(2, 6, 5, generator=g) > 0.3).float()
+    out = expect_tensor(answer(a, b, mask), "the loss", ())
+    expect(float(answer(a, a, mask)) < 1e-3, "identical images should give (almost) zero loss")
+    shift = answer(b + 0.1, b, torch.ones(2, 6, 5))
+    expect(abs(float(shift) - 0.1 * 3**0.5) < 1e-3, "a uniform shift of 0.1 in R, G and B should cost 0.1 * sqrt(3): "
+                                                     "use the Euclidean RGB distance per pixel (not squared, not a mean over channels)")
+    c = a.clone()
+    c[mask == 0] += 5.0
+    expect(abs(float(answer(c, b, mask)) - float(out)) < 1e-5, "pixels outside the mask should not change the loss")
+    half = mask.clone()
+    half[1] = 0
+    expect_close(answer(a, b, half), photometric_loss(a[:1], b[:1], mask[:1]) / 2, "the loss when the second image's mask is empty "
+                 "(normalise each image by its own mask area, clamped to at least 1, then average the images)", atol=1e-5)
+    expect_close(out, photometric_loss(a, b, mask), "the loss", atol=1e-5)
+
+
+photometric_loss_exercise = Exercise(
+    "Exercise 3.3: the photometric loss", photometric_loss, _test_photometric_loss,
+    "Per pixel: the square root of the summed squared RGB differences. Multiply by the mask, sum per image, divide by that "
+    "image's mask sum (clamped to >= 1), then average over the batch.",
+)
