@@ -80,3 +80,17 @@ def test_bench_mesh_has_bfm_scale_and_the_bench_runs(capsys):
     assert (verts.shape[0], faces.shape[0]) == (35721, 70688)
     rows = bench_render(batches=(1,), size=32, device="cpu", repeats=1)
     assert rows[0]["torch_ms"] > 0 and rows[0]["pytorch3d/torch"] > 0
+
+
+@pytest.mark.parametrize("size,yaw,level", [(64, -0.5, 0), (112, 0.3, 0), ((80, 120), 0.9, 1)])
+def test_backends_render_the_same_images(open_model, size, yaw, level):
+    model = open_model if level == 0 else open_model.subdivided(level)
+    gamma = torch.zeros(1, 27)
+    gamma[:, [1, 10, 19]] = -0.3
+    images = {}
+    for backend in ("torch", "pytorch3d"):
+        renderer = FaceRenderer.for_model(model, size, backend=backend)
+        images[backend] = renderer.render(model.mean_shape[None], model.mean_tex[None], torch.tensor([[0.1, yaw, 0.0]]), gamma=gamma)
+    a, b = images["torch"], images["pytorch3d"]
+    assert (a.pix_to_face == b.pix_to_face).float().mean() > 0.999
+    assert (a.image - b.image).abs().mean() < 1e-3
