@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m facelib bench render`` (speed targets live here, not in timed tests)."""
+"""Benchmarks: ``python -m facelib bench render|gcn`` (speed targets live here, not in timed tests)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,48 @@ def bench_render(batches: tuple[int, ...] = (1, 16), size: int = 224, device: st
                "vertices": verts.shape[0], "triangles": faces.shape[0], **{f"{k}_ms": round(v * 1e3, 2) for k, v in times.items()}}
         if len(times) == 2:
             row["pytorch3d/torch"] = round(times["pytorch3d"] / times["torch"], 1)
+        rows.append(row)
+        print(row)
+    return rows
+
+
+def bench_gcn(batches: tuple[int, ...] = (4, 16), device: str | None = None, config: str = "official",
+              repeats: int = 3) -> list[dict]:
+    """Forward + backward of TextureGCN at BFM scale (the 35,721-vertex grid, factors (4, 4, 4, 4)).
+
+    One step: the four inputs at ``batch``, the refined albedo, a scalar loss, gradients to every
+    parameter. The hierarchy is built once (then read from the cache) and not timed.
+    """
+    from facelib.gcn import TextureGCN, parameter_count
+    from facelib.mesh.hierarchy import MeshHierarchy
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    verts, faces = grid_mesh()
+    start = time.perf_counter()
+    hierarchy = MeshHierarchy.build(verts, faces, (4, 4, 4, 4))
+    print(f"{hierarchy} in {time.perf_counter() - start:.2f} s ({hierarchy.source})")
+    net = TextureGCN(hierarchy, config).to(dev)
+    v, e = hierarchy.num_vertices[0], net.config.embedding_dim
+    rows = []
+    for b in batches:
+        gen = torch.Generator(device=dev).manual_seed(0)
+        inputs = (torch.rand(b, v, 3, device=dev, generator=gen), torch.rand(b, v, 3, device=dev, generator=gen),
+                  (torch.rand(b, v, 1, device=dev, generator=gen) > 0.3).float(), torch.randn(b, e, device=dev, generator=gen))
+
+        def step() -> None:
+            net.zero_grad(set_to_none=True)
+            net(*inputs).mean().backward()
+
+        def forward() -> None:
+            with torch.no_grad():
+                net(*inputs)
+
+        reps = 1 if dev.type == "cpu" and b > 4 else repeats
+        seconds = _time(step, dev, reps)
+        row = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "config": config, "batch": b,
+               "vertices": v, "levels": hierarchy.num_levels, "parameters": parameter_count(net),
+               "forward_ms": round(_time(forward, dev, reps) * 1e3, 1), "forward_backward_ms": round(seconds * 1e3, 1),
+               "meshes_per_s": round(b / seconds, 1)}
         rows.append(row)
         print(row)
     return rows

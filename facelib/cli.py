@@ -38,10 +38,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from facelib.bench import bench_render
+    from facelib.bench import bench_gcn, bench_render
 
     if args.what == "render":
-        bench_render(tuple(args.batch), args.size, args.device, args.pytorch3d_max_batch)
+        bench_render(tuple(args.batch or [1, 16]), args.size, args.device, args.pytorch3d_max_batch)
+    elif args.what == "gcn":
+        bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config)
     return 0
 
 
@@ -69,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("bench", help="benchmarks (speed targets live here)")
-    p.add_argument("what", choices=["render"])
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 16])
+    p.add_argument("what", choices=["render", "gcn"])
+    p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (render: 1 16; gcn: 4 16)")
+    p.add_argument("--config", default="official", choices=["official", "paper", "official-wide"], help="gcn: TextureGCN configuration")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default=None)
     p.add_argument("--pytorch3d-max-batch", type=int, default=None,

@@ -20,8 +20,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from facelib.gcn.sparse import sparse_matmul
+from facelib.gcn.sparse import sparse_addmm, sparse_matmul
 
 
 class ChebConv(nn.Module):
@@ -82,22 +83,19 @@ class ChebConv(nn.Module):
                 raise ValueError(f"ChebConv with K={self.K} needs a Laplacian")
             if tuple(laplacian.shape) != (v, v):
                 raise ValueError(f"the Laplacian is {tuple(laplacian.shape)} but the features have V={v} vertices")
-        # Layout (V, B C): one sparse product per Chebyshev term serves the whole batch.
+        # Layout (V, B C): one sparse product per Chebyshev term serves the whole batch, and
+        # (V B, C) views of the same memory feed the dense products with W_k.
         x0 = x.transpose(0, 1).reshape(v, b * c)
         terms = [x0]
         if self.K > 1:
-            x1 = sparse_matmul(laplacian, x0)
-            terms.append(x1)
-            for _ in range(2, self.K):
-                x0, x1 = x1, 2.0 * sparse_matmul(laplacian, x1) - x0
-                terms.append(x1)
-        # [X_0 | X_1 | ... ] (V, B, K C) @ [W_0; W_1; ...] (K C, C_out): one dense product for all terms.
-        stacked = torch.cat([t.view(v, b, c) for t in terms], dim=-1)
-        weight = torch.cat([lin.weight for lin in self.lins], dim=1).T
-        out = stacked @ weight
-        if self.bias is not None:
-            out = out + self.bias
-        out = out.transpose(0, 1)  # (B, V, C_out), a view: the next layer's (V, B C) reshape is free
+            terms.append(sparse_matmul(laplacian, x0))
+        for _ in range(2, self.K):
+            terms.append(sparse_addmm(terms[-2], laplacian, terms[-1], alpha=2.0, beta=-1.0))  # 2 L~ X_{k-1} - X_{k-2}
+        # y = sum_k X_k W_k + b, accumulated by addmm (no temporary per product).
+        out = F.linear(terms[0].view(v * b, c), self.lins[0].weight, self.bias)
+        for term, lin in zip(terms[1:], self.lins[1:]):
+            out = torch.addmm(out, term.view(v * b, c), lin.weight.T)
+        out = out.view(v, b, self.out_channels).transpose(0, 1)  # (B, V, C_out), a view: the next layer's reshape is free
         return out[0] if single else out
 
     def extra_repr(self) -> str:

@@ -260,7 +260,7 @@ def _scipy(matrix: torch.Tensor) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.values().numpy().astype(np.float64), (i, j)), shape=tuple(matrix.shape))
 
 
-@dataclass
+@dataclass(eq=False)  # identity comparison: tensors have no single truth value
 class MeshHierarchy:
     """Meshes from fine (level 0) to coarse, with down- and up-sampling matrices between them.
 
