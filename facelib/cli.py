@@ -43,7 +43,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "render":
         bench_render(tuple(args.batch or [1, 16]), args.size, args.device, args.pytorch3d_max_batch)
     elif args.what == "gcn":
-        bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config)
+        bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config, args.mesh)
     return 0
 
 
@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", choices=["render", "gcn"])
     p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (render: 1 16; gcn: 4 16)")
     p.add_argument("--config", default="official", choices=["official", "paper", "official-wide"], help="gcn: TextureGCN configuration")
+    p.add_argument("--mesh", default="grid", choices=["grid", "open"],
+                   help="gcn: the 35,721-vertex grid, or the open face model subdivided twice (49,368 vertices)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default=None)
     p.add_argument("--pytorch3d-max-batch", type=int, default=None,

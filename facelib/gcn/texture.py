@@ -173,11 +173,11 @@ class Refiner(nn.Module):
             features.append(x)
         for block in self.bottleneck:
             x = block(x, lap(self.depth))
-        for unpool, block, level in zip(self.unpools, self.decoder, range(self.depth - 1, -1, -1)):
+        for unpool, block in zip(self.unpools, self.decoder):
             x = unpool(x, self.operators)
             if self.skips:
-                x = torch.cat([x, features[level]], dim=-1)
-            x = block(x, lap(level))
+                x = torch.cat([x, features[unpool.level]], dim=-1)
+            x = block(x, lap(unpool.level))
         return self.output(x, lap(0))
 
 
@@ -210,8 +210,8 @@ class Decoder(nn.Module):
         if embedding.ndim != 2 or embedding.shape[1] != self.embedding_dim:
             raise ValueError(f"Decoder expects (B, {self.embedding_dim}) embeddings, got {tuple(embedding.shape)}")
         x = F.relu(self.fc(embedding)).view(-1, self.start_vertices, self.start_channels)  # ReLU: the official fc()
-        for level, (unpool, block) in zip(range(len(self.blocks) - 1, -1, -1), zip(self.unpools, self.blocks)):
-            x = block(unpool(x, self.operators), self.operators.laplacian(level))
+        for unpool, block in zip(self.unpools, self.blocks):
+            x = block(unpool(x, self.operators), self.operators.laplacian(unpool.level))
         return x
 
 
