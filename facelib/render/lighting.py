@@ -23,6 +23,10 @@ _A = (math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0))
 _C = (1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi))
 
 
+AMBIENT_IRRADIANCE = AMBIENT_OFFSET * _A[0] * _C[0]
+"""The irradiance of gamma = 0 (the ambient offset alone), the same for every normal: about 0.709."""
+
+
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     """The nine Lambertian-convolved SH basis values at unit normals.  (..., 3) -> (..., 9)."""
     x, y, z = normals.unbind(-1)

@@ -8,7 +8,7 @@ import torch
 
 from facelib.mesh.normals import vertex_normals
 from facelib.render.camera import Camera, euler_rotation
-from facelib.render.lighting import shade
+from facelib.render.lighting import AMBIENT_IRRADIANCE, shade
 from facelib.render.rasterize import Fragments, rasterize
 from facelib.render.sample import VertexSamples, sample_vertex_colors
 
@@ -87,6 +87,14 @@ class FaceRenderer:
         image = fragments.interpolate(colors)
         landmarks = screen[:, self.landmarks, :2] if self.landmarks is not None else None
         return Rendering(image, fragments.mask, fragments.zbuf, fragments.pix_to_face, landmarks, screen, colors, posed, normals, fragments)
+
+    def paint(self, vertices: torch.Tensor, colors: torch.Tensor, angles: torch.Tensor | None = None) -> Rendering:
+        """Renders per-vertex colours as they are, without shading (to look at a field on the mesh).
+
+        Args:
+            vertices: (B, V, 3) shapes. colors: (B, V, 3) the colours to show. angles: (B, 3) pose.
+        """
+        return self.render(vertices, colors / AMBIENT_IRRADIANCE, angles)
 
     def sample_colors(self, image: torch.Tensor, rendering: Rendering, tolerance: float = 0.01) -> VertexSamples:
         """The photo's colour at each projected vertex of ``rendering`` and its visibility (T_p).

@@ -1,0 +1,143 @@
+"""Exercises of lesson 02 (mesh graphs and GCNs), with facelib's reference implementations."""
+
+from __future__ import annotations
+
+import torch
+
+from facelib.course.check import Exercise, expect, expect_close, expect_tensor
+
+
+def normalized_laplacian(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
+    """The normalised graph Laplacian of a triangle mesh, as a dense matrix.
+
+    A_ij = 1 when vertices i and j share a triangle edge (symmetric, zero diagonal), d_i = sum_j A_ij,
+
+        L = I - D^-1/2 A D^-1/2.
+
+    Args:
+        faces: (F, 3) long triangles.
+        num_vertices: V.
+
+    Returns:
+        (V, V) float64.
+    """
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adjacency = torch.zeros(num_vertices, num_vertices, dtype=torch.float64)
+    adjacency[edges[:, 0], edges[:, 1]] = 1.0
+    adjacency[edges[:, 1], edges[:, 0]] = 1.0
+    degree = adjacency.sum(1)
+    inv_sqrt = torch.where(degree > 0, degree.clamp(min=1).rsqrt(), torch.zeros_like(degree))
+    return torch.eye(num_vertices, dtype=torch.float64) - inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+
+
+def _small_mesh() -> tuple[torch.Tensor, int]:
+    # A 4 x 4 grid of vertices, two triangles per square; one edge shared by two triangles.
+    idx = torch.arange(16).view(4, 4)
+    a, b, c, d = idx[:-1, :-1].reshape(-1), idx[1:, :-1].reshape(-1), idx[1:, 1:].reshape(-1), idx[:-1, 1:].reshape(-1)
+    return torch.cat([torch.stack([a, b, c], 1), torch.stack([a, c, d], 1)]), 16
+
+
+def _test_laplacian(answer) -> None:
+    from facelib.mesh.graph import normalized_laplacian as facelib_laplacian
+
+    faces, v = _small_mesh()
+    out = answer(faces, v)
+    out = out.to_dense() if getattr(out, "layout", torch.strided) != torch.strided else out
+    out = expect_tensor(out, "the Laplacian", (v, v)).double()
+    expect(torch.allclose(out, out.T, atol=1e-8), "L should be symmetric: add every edge in both directions (i, j) and (j, i)")
+    diagonal = out.diagonal()
+    expect(torch.allclose(diagonal, torch.ones_like(diagonal), atol=1e-6), "the diagonal of L should be 1 (no self-loops in A, and the identity added once)")
+    expect(bool((out - torch.diag(diagonal) <= 1e-12).all()), "off-diagonal entries should be -1/sqrt(d_i d_j) on edges and 0 elsewhere")
+    row = out[5].clone()
+    row[5] = 0
+    expect(int((row != 0).sum()) == 6, f"an interior vertex of this grid has 6 neighbours, but your row 5 has {int((row != 0).sum())} "
+                                       "non-zero entries: an edge counted twice still gives A_ij = 1 (set, do not add)")
+    expect_close(out, facelib_laplacian(faces, v).to_dense().double(), "the Laplacian", atol=1e-6)
+
+
+laplacian_exercise = Exercise(
+    "Exercise 2.1: the normalised Laplacian", normalized_laplacian, _test_laplacian,
+    "List the three edges of every triangle, set A[i, j] = A[j, i] = 1 for each (assign, do not accumulate), "
+    "take the degrees d = A.sum(1), and return I - diag(d^-1/2) A diag(d^-1/2).",
+)
+
+
+def chebyshev_basis(x: torch.Tensor, laplacian: torch.Tensor, K: int) -> torch.Tensor:
+    """The Chebyshev terms T_0(L~) x, ..., T_{K-1}(L~) x, by the recurrence (no matrix powers):
+
+        X_0 = x,   X_1 = L~ x,   X_k = 2 L~ X_{k-1} - X_{k-2}.
+
+    Args:
+        x: (V, C) a signal on the vertices.
+        laplacian: (V, V) the rescaled Laplacian L~ (dense or sparse).
+        K: number of terms, K >= 1.
+
+    Returns:
+        (K, V, C).
+    """
+    terms = [x]
+    if K > 1:
+        terms.append(laplacian @ x)
+    for _ in range(2, K):
+        terms.append(2 * (laplacian @ terms[-1]) - terms[-2])
+    return torch.stack(terms)
+
+
+def _test_chebyshev_basis(answer) -> None:
+    from facelib.mesh.graph import chebyshev_laplacian
+
+    faces, v = _small_mesh()
+    lap = chebyshev_laplacian(faces, v).to_dense().double()
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(v, 2, generator=g, dtype=torch.float64)
+    out = expect_tensor(answer(x, lap, 5), "the Chebyshev terms", (5, v, 2)).double()
+    expect_close(out[0], x, "T_0(L~) x (it is x itself)")
+    expect_close(out[1], lap @ x, "T_1(L~) x (it is L~ x)")
+    expect_close(out[2], 2 * lap @ lap @ x - x, "T_2(L~) x = (2 L~^2 - I) x: the recurrence is X_k = 2 L~ X_(k-1) - X_(k-2)")
+    expect_close(out, chebyshev_basis(x, lap, 5), "the Chebyshev terms")
+    expect_tensor(answer(x, lap, 1), "the Chebyshev terms with K = 1", (1, v, 2))
+
+
+chebyshev_basis_exercise = Exercise(
+    "Exercise 2.2: the Chebyshev recurrence", chebyshev_basis, _test_chebyshev_basis,
+    "Start a list with x and L~ @ x, then append 2 * (L~ @ last) - second_to_last until there are K terms; torch.stack them. "
+    "Mind K = 1.",
+)
+
+
+def cheb_conv(x: torch.Tensor, laplacian: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A Chebyshev graph convolution: y = sum_k T_k(L~) x W_k + b.
+
+    Args:
+        x: (V, C_in). laplacian: (V, V) L~. weight: (K, C_in, C_out). bias: (C_out,).
+
+    Returns:
+        (V, C_out).
+    """
+    terms = chebyshev_basis(x, laplacian, weight.shape[0])  # (K, V, C_in)
+    return torch.einsum("kvc,kcd->vd", terms, weight) + bias
+
+
+def _test_cheb_conv(answer) -> None:
+    from facelib.gcn import cheb_conv_dense
+    from facelib.mesh.graph import chebyshev_laplacian
+
+    faces, v = _small_mesh()
+    lap = chebyshev_laplacian(faces, v).to_dense().double()
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(v, 3, generator=g, dtype=torch.float64)
+    weight = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
+    bias = torch.randn(5, generator=g, dtype=torch.float64)
+    out = expect_tensor(answer(x, lap, weight, bias), "the output", (v, 5)).double()
+    only_first = torch.zeros_like(weight)
+    only_first[0] = weight[0]
+    expect_close(answer(x, lap, only_first, bias).double(), x @ weight[0] + bias,
+                 "the output when only W_0 is non-zero (it should be x W_0 + b: T_0 is the identity)")
+    expect_close(out, cheb_conv_dense(x[None], lap, weight, bias)[0], "the output")
+
+
+cheb_conv_exercise = Exercise(
+    "Exercise 2.3: a Chebyshev convolution", cheb_conv, _test_cheb_conv,
+    "Compute the K terms with your chebyshev_basis (K = weight.shape[0]), multiply term k by W_k, sum over k, add the bias "
+    "(torch.einsum('kvc,kcd->vd', terms, weight) does the multiply-and-sum in one go).",
+)
