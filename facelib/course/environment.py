@@ -11,21 +11,7 @@ from pathlib import Path
 import torch
 
 from facelib import config
-
-FACENET_WEIGHTS_ENV = "FACELIB_FACENET_WEIGHTS"
-FACENET_VGGFACE2_FILE = "20180402-114759-vggface2.pt"
-"""The file name facenet-pytorch uses for its pretrained "vggface2" weights in torch's hub cache."""
-
-
-def facenet_weights_path() -> Path | None:
-    """Where pretrained FaceNet weights are found offline: ``FACELIB_FACENET_WEIGHTS`` or torch's cache."""
-    explicit = os.environ.get(FACENET_WEIGHTS_ENV)
-    if explicit:
-        return Path(explicit) if Path(explicit).is_file() else None
-    # facenet-pytorch downloads into $TORCH_HOME/checkpoints (not torch.hub.get_dir()).
-    cached = Path(torch.hub._get_torch_home()) / "checkpoints" / FACENET_VGGFACE2_FILE
-    return cached if cached.is_file() else None
-
+from facelib.nets.identity import FACENET_WEIGHTS_ENV, facenet_weights_path
 
 def pytorch3d_status() -> str:
     """'x.y.z' when PyTorch3D imports and its compiled rasterizer loads, else why not."""
