@@ -8,8 +8,9 @@ the photo, and lets autograd move every unknown a little:
 
 (:mod:`facelib.losses` holds each term.) Landmarks pin the geometry down, because the photometric
 term alone has no gradient across the silhouette; the photometric term then does the rest.
-The fit runs in two stages: landmarks only for the rigid pose and the identity at first (the
-coloured terms are meaningless while the face is misplaced), then everything together.
+The fit runs in two stages: for the first ``landmark_steps`` the photometric term is off and the
+landmarks and priors alone move the unknowns (the colour comparison is meaningless while the face
+is misplaced); then everything together.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def _model_landmarks(rendering: Rendering, count: int) -> tuple[torch.Tensor, to
         return rendering.landmarks, torch.as_tensor(LANDMARK_WEIGHTS_68, dtype=rendering.landmarks.dtype)
     if count == 5:
         return five_from_68(rendering.landmarks), None
-    raise ValueError(f"target landmarks must be 5 (MTCNN) or 68 points, got {count}")
+    raise ValueError(f"target landmarks must be 5 (MTCNN: eyes, nose tip, mouth corners) or 68 points, got {count}; "
+                     "for other landmark sets, select the matching model vertices first")
 
 
 def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, renderer: FaceRenderer | None = None,
@@ -135,7 +137,15 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         raise ValueError(f"unknowns must be among {UNKNOWNS}, got {sorted(unknown)}")
     renderer = renderer or FaceRenderer.for_model(model, (h, w))
     if tuple(renderer.camera.image_size) != (h, w):
-        raise ValueError(f"the renderer draws {renderer.camera.image_size}, the target is {(h, w)}")
+        raise ValueError(f"the renderer draws {renderer.camera.image_size}, the target is {(h, w)}: "
+                         f"use FaceRenderer.for_model(model, {(h, w)})")
+    if not target.is_floating_point() or float(target.min()) < 0 or float(target.max()) > 1:
+        raise ValueError("target must be float images with values in [0, 1] (divide 8-bit images by 255)")
+    if target.device != model.device or landmarks.device != model.device:
+        raise ValueError(f"model ({model.device}), target ({target.device}) and landmarks ({landmarks.device}) must be on "
+                         "one device: move them with .to(device) / model.to(device)")
+    if init is not None and set(init) - set(UNKNOWNS):
+        raise ValueError(f"init has unknown keys {sorted(set(init) - set(UNKNOWNS))}; use some of {UNKNOWNS}")
     params = initial_params(model, b)
     for name, value in (init or {}).items():
         params[name] = value.detach().clone().to(model.device)

@@ -183,6 +183,10 @@ def test_hierarchy_cache_round_trip(tmp_path):
     files[0].write_bytes(b"not an npz file")  # a damaged cache file is rebuilt
     rebuilt = MeshHierarchy.build(verts, faces, (4, 4), cache_dir=tmp_path)
     assert rebuilt.source == "built" and MeshHierarchy.load(files[0]).num_vertices == first.num_vertices
+    whole = files[0].read_bytes()
+    files[0].write_bytes(whole[: len(whole) // 2])  # a truncated zip (an interrupted copy) is rebuilt too
+    assert MeshHierarchy.build(verts, faces, (4, 4), cache_dir=tmp_path).source == "built"
+    assert not list(tmp_path.glob("*.tmp"))  # no temporary files left behind
 
 
 def test_hierarchy_input_checks():

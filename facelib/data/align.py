@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facelib.data.images import ImageError, image_to_tensor, load_rgb
+from facelib.data.images import ImageError, image_to_tensor, load_rgb, to_upright_rgb
 from facelib.render.camera import Camera
 from facelib.render.sample import sample_image
 
@@ -86,19 +86,23 @@ class AlignedFace:
             (H, W, 3) the photo with the crop pasted over it.
         """
         h, w = photo.shape[:2]
+        crop, mask = crop.to(photo), mask.to(photo)
         # Warping repeats border pixels outside the crop: clear the mask's outer ring so that
         # nothing leaks past the crop's edges.
         mask = mask.clone()
         mask[[0, -1], :] = 0
         mask[:, [0, -1]] = 0
-        back = warp_affine(torch.cat([crop, mask[..., None]], -1), self.inverse, (h, w), self.matrix)
+        back = warp_affine(torch.cat([crop, mask[..., None]], -1), self.inverse.to(photo), (h, w), self.matrix.to(photo))
         alpha = back[..., 3:]
         return photo * (1 - alpha) + back[..., :3] * alpha
 
 
 @functools.lru_cache(maxsize=2)
 def _mtcnn(device: str):
-    from facenet_pytorch import MTCNN
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError as err:
+        raise ImportError("face detection needs facenet-pytorch: pip install --no-deps facenet-pytorch==2.6.0") from err
 
     return MTCNN(keep_all=True, device=device)
 
@@ -119,20 +123,25 @@ def detect_faces(image: Image.Image, device: str = "cpu") -> list[Detection]:
     boxes, probs, points = _mtcnn(device).detect(image.convert("RGB"), landmarks=True)
     if boxes is None:
         return []
-    # With numpy 2, facenet-pytorch hands back object arrays: convert element by element.
-    found = [Detection(torch.tensor(np.asarray(b, dtype=np.float32)), float(p), torch.tensor(np.asarray(q, dtype=np.float32)))
+    # With numpy 2, facenet-pytorch hands back object arrays: convert element by element. MTCNN puts
+    # pixel centres at integer coordinates; facelib at +0.5 (see facelib.render.camera).
+    found = [Detection(torch.tensor(np.asarray(b, dtype=np.float32)) + 0.5, float(p), torch.tensor(np.asarray(q, dtype=np.float32)) + 0.5)
              for b, p, q in zip(boxes, probs, points)]
     return sorted(found, key=lambda d: d.area, reverse=True)
 
 
 @functools.lru_cache(maxsize=8)
-def template_points(size: int = 224) -> torch.Tensor:
-    """(5, 2) the open face model's mean five points under Deng's camera at ``size`` x ``size``."""
+def _template_points(size: int) -> torch.Tensor:
     from facelib.morphable import load_open_model
 
     model = load_open_model(level=0)
     camera = Camera.deng(size)
-    return camera.project(model.five_points(model.mean_shape[None]))[0, :, :2].detach().clone()
+    return camera.project(model.five_points(model.mean_shape[None]))[0, :, :2].detach()
+
+
+def template_points(size: int = 224) -> torch.Tensor:
+    """(5, 2) the open face model's mean five points under Deng's camera at ``size`` x ``size`` (a copy)."""
+    return _template_points(size).clone()
 
 
 def similarity_transform(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -147,6 +156,8 @@ def similarity_transform(source: torch.Tensor, target: torch.Tensor) -> torch.Te
     """
     if source.shape != target.shape or source.ndim != 2 or source.shape[1] != 2 or source.shape[0] < 2:
         raise ValueError(f"need two (N >= 2, 2) point sets, got {tuple(source.shape)} and {tuple(target.shape)}")
+    if not (torch.isfinite(source).all() and torch.isfinite(target).all()):
+        raise ValueError("the landmarks contain NaN or infinite values")
     src, dst = source.double(), target.double()
     mu_s, mu_d = src.mean(0), dst.mean(0)
     xs, xd = src - mu_s, dst - mu_d
@@ -156,7 +167,10 @@ def similarity_transform(source: torch.Tensor, target: torch.Tensor) -> torch.Te
     if torch.det(u) * torch.det(vt) < 0:
         d[-1] = -1
     rotation = u @ torch.diag(d) @ vt
-    scale = (sigma * d).sum() / xs.pow(2).sum(1).mean()
+    spread = xs.pow(2).sum(1).mean()
+    if spread < 1e-12:
+        raise ValueError("the source points all coincide: a similarity transform needs at least two distinct points")
+    scale = (sigma * d).sum() / spread
     t = mu_d - scale * rotation @ mu_s
     return torch.cat([scale * rotation, t[:, None]], 1).to(source.dtype)
 
@@ -187,8 +201,9 @@ def warp_affine(image: torch.Tensor, matrix: torch.Tensor, size: int | tuple[int
     """
     h, w = (size, size) if isinstance(size, int) else size
     inverse = invert_affine(matrix) if inverse is None else inverse
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=image.dtype) + 0.5, torch.arange(w, dtype=image.dtype) + 0.5, indexing="ij")
-    source = apply_affine(inverse.to(image.dtype), torch.stack([xs, ys], -1).view(-1, 2))
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=image.dtype, device=image.device) + 0.5,
+                            torch.arange(w, dtype=image.dtype, device=image.device) + 0.5, indexing="ij")
+    source = apply_affine(inverse.to(image), torch.stack([xs, ys], -1).view(-1, 2))
     return sample_image(image[None], source[None])[0].view(h, w, -1)
 
 
@@ -215,7 +230,7 @@ def align_faces(photo: str | Path | Image.Image, size: int = 224, device: str = 
                 largest_only: bool = False) -> list[AlignedFace]:
     """Like :func:`align_face`, for every face in the photo (largest first)."""
     name = str(photo) if not isinstance(photo, Image.Image) else "the photo"
-    image = load_rgb(photo) if not isinstance(photo, Image.Image) else photo.convert("RGB")
+    image = load_rgb(photo) if not isinstance(photo, Image.Image) else to_upright_rgb(photo)
     detections = detect_faces(image, device)
     if not detections:
         raise NoFaceError(f"{name}: no face found. facelib needs a photo with a face of at least about "

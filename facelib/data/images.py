@@ -34,6 +34,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def to_upright_rgb(image: Image.Image) -> Image.Image:
+    """An already opened image as upright 8-bit RGB (EXIF orientation, alpha on white, 16-bit rescaled)."""
+    return _to_rgb(ImageOps.exif_transpose(image))
+
+
 def load_rgb(path: str | Path) -> Image.Image:
     """Opens an image file as upright 8-bit RGB.
 
@@ -56,6 +61,10 @@ def load_rgb(path: str | Path) -> Image.Image:
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb(image)
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{path}: the image is too large for PIL's safety limit ({err}); downscale it first") from err
+    except PermissionError as err:
+        raise ImageError(f"{path}: no permission to read it") from err
     except UnidentifiedImageError as err:
         raise ImageError(f"{path}: not an image that PIL can read (JPEG, PNG, TIFF, WebP, BMP...)") from err
     except (OSError, SyntaxError) as err:

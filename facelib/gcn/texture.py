@@ -109,6 +109,9 @@ class TextureGCNConfig:
 
     def check(self, num_levels: int) -> None:
         """Raises ValueError when this configuration does not fit a hierarchy of ``num_levels`` levels."""
+        if num_levels < 2:
+            raise ValueError(f"{self.name}: TextureGCN needs a hierarchy of at least 2 levels, got {num_levels} "
+                             "(build it with factors, e.g. MeshHierarchy.build(vertices, faces, factors=(4, 4, 4, 4)))")
         if self.block not in BLOCKS:
             raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {self.block!r}")
         if self.K < 1 or self.embedding_dim < 1:

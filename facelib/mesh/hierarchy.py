@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import zipfile
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -347,7 +350,7 @@ class MeshHierarchy:
                 loaded = cls.load(path)
                 loaded.source = f"cache {path}"
                 return loaded
-            except (OSError, ValueError, KeyError):  # a damaged file: rebuild and overwrite it
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a damaged file: rebuild and overwrite it
                 pass
         hierarchy = cls._construct(v, f, subdivisions, factors)
         if cache:
@@ -412,10 +415,15 @@ class MeshHierarchy:
         meta = {"format": HIERARCHY_FORMAT, "levels": self.num_levels, "methods": list(self.methods), "factors": list(self.factors)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-        tmp.replace(path)
+        # A temporary file of its own (several processes may share the cache), then an atomic rename.
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, **arrays)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

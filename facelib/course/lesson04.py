@@ -1,0 +1,101 @@
+"""Exercises of lesson 04 (losses), with facelib's reference implementations."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from facelib.course.check import Exercise, expect, expect_close, expect_tensor
+
+
+def identity_loss(embedding_a: torch.Tensor, embedding_b: torch.Tensor) -> torch.Tensor:
+    """1 - cos(a, b) per pair, averaged over the batch.  (B, E), (B, E) -> ()."""
+    return (1.0 - F.cosine_similarity(embedding_a, embedding_b, dim=-1)).mean()
+
+
+def _test_identity_loss(answer) -> None:
+    g = torch.Generator().manual_seed(21)
+    a, b = torch.randn(4, 16, generator=g), torch.randn(4, 16, generator=g)
+    out = expect_tensor(answer(a, b), "the loss", ())
+    expect(abs(float(answer(a, a))) < 1e-5, "identical embeddings should give 0")
+    expect(abs(float(answer(a, -a)) - 2.0) < 1e-5, "opposite embeddings should give 2 (1 - cos = 1 - (-1))")
+    expect(abs(float(answer(a, 3 * a))) < 1e-5, "the loss should not depend on the embeddings' lengths: normalise them (cosine similarity)")
+    expect_close(out, identity_loss(a, b), "the loss of random embeddings (one cosine per row, then the batch mean)")
+
+
+identity_loss_exercise = Exercise(
+    "Exercise 4.1: the identity loss", identity_loss, _test_identity_loss,
+    "torch.nn.functional.cosine_similarity(a, b, dim=-1) gives one cosine per row; the loss is the mean of 1 - cosine.",
+)
+
+
+def schedule_weights(step: int, ramp_steps: int) -> dict[str, float]:
+    """Lin et al.'s loss weights with a linear ramp: s1 = min(step / ramp_steps, 1), s4 = 1 - s1, s2 = 0.2, s3 = 0.001."""
+    s1 = min(step / ramp_steps, 1.0)
+    return {"s1": s1, "s2": 0.2, "s3": 0.001, "s4": 1.0 - s1}
+
+
+def _test_schedule(answer) -> None:
+    out = answer(0, 100)
+    expect(isinstance(out, dict) and set(out) == {"s1", "s2", "s3", "s4"}, "return a dict with the keys s1, s2, s3 and s4")
+    for step in (0, 30, 100, 250):
+        ref, got = schedule_weights(step, 100), answer(step, 100)
+        for key in ("s2", "s3"):
+            expect(abs(got[key] - ref[key]) < 1e-9, f"{key} is fixed throughout training (see the formula above)")
+        expect(abs(got["s1"] - ref["s1"]) < 1e-9, f"s1 at step {step} of a {100}-step ramp is wrong: it goes linearly from 0 to 1, then stays at 1")
+        expect(abs(got["s4"] - ref["s4"]) < 1e-9, f"s4 at step {step} is wrong: it goes from 1 down to 0 as s1 rises")
+
+
+schedule_exercise = Exercise(
+    "Exercise 4.2: the loss schedule", schedule_weights, _test_schedule,
+    "s1 is step / ramp_steps capped at 1; s4 is what s1 leaves of 1; s2 and s3 are constants.",
+)
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     epsilon: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's penalty: x_hat = eps real + (1 - eps) fake per sample; mean of (||grad_x D(x_hat)||_2 - 1)^2.
+
+    Args:
+        critic: (B, ...) -> (B,) scores. real, fake: (B, ...). epsilon: (B,) in [0, 1].
+
+    Returns:
+        () scalar, differentiable with respect to the critic's parameters (create_graph=True).
+    """
+    eps = epsilon.view(-1, *([1] * (real.ndim - 1)))
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def _test_gradient_penalty(answer) -> None:
+    g = torch.Generator().manual_seed(22)
+    real, fake = torch.randn(3, 2, 4, generator=g), torch.randn(3, 2, 4, generator=g)
+    eps = torch.tensor([0.0, 0.5, 1.0])
+    w = torch.randn(2, 4, generator=g)
+    linear = lambda x: (x * w).flatten(1).sum(1)  # noqa: E731  (gradient w everywhere)
+    out = expect_tensor(answer(linear, real, fake, eps), "the penalty", ())
+    expect(abs(float(out) - float((w.norm() - 1) ** 2)) < 1e-4,
+           "for a linear critic D(x) = <w, x> the penalty is (||w|| - 1)^2 whatever the images: take the norm of the gradient over all of a sample's entries")
+    square = lambda x: x.pow(2).flatten(1).sum(1)  # noqa: E731  (gradient 2 x)
+    expect_close(answer(square, real, fake, eps).detach(), gradient_penalty(square, real, fake, eps).detach(),
+                 "the penalty of D(x) = ||x||^2, whose gradient depends on where x_hat lies "
+                 "(x_hat = eps * real + (1 - eps) * fake, one eps per sample)", atol=1e-4)
+    weight = torch.randn(2, 4, generator=g, requires_grad=True)
+    critic = lambda x: ((x * weight).flatten(1).sum(1)) ** 2  # noqa: E731
+    penalty = answer(critic, real, fake, eps)
+    expect(penalty.requires_grad, "the penalty carries no gradient back to the critic: pass create_graph=True to torch.autograd.grad, "
+                                  "so that the penalty can train the critic")
+    penalty.backward()
+    expect(weight.grad is not None and weight.grad.abs().sum() > 0,
+           "no gradient reached the critic's parameters: pass create_graph=True to torch.autograd.grad, so the penalty can train the critic")
+
+
+gradient_penalty_exercise = Exercise(
+    "Exercise 4.3: the gradient penalty", gradient_penalty, _test_gradient_penalty,
+    "Mix real and fake per sample with epsilon (reshape it to broadcast), make the mix require grad, take "
+    "torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True), flatten each sample's gradient, take its norm, "
+    "and average (norm - 1)^2.",
+)
