@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m facelib bench render|gcn`` (speed targets live here, not in timed tests)."""
+"""Benchmarks: ``python -m facelib bench render|gcn|synthetic`` (speed targets live here, not in timed tests)."""
 
 from __future__ import annotations
 
@@ -117,3 +117,27 @@ def bench_gcn(batches: tuple[int, ...] = (4, 16), device: str | None = None, con
         rows.append(row)
         print(row)
     return rows
+
+
+def bench_synthetic(batches: tuple[int, ...] = (16,), size: int = 224, device: str | None = None, level: int | None = None,
+                    repeats: int = 3) -> list[dict]:
+    """Throughput of :class:`~facelib.data.SyntheticFaces`: whole batches, drawn, detailed, rendered
+    and composited (every item different: the timed batches are items never rendered before).
+
+    ``level=None`` takes the dataset's default (1, or 0 in fast mode).
+    """
+    from facelib.data import SyntheticFaces
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rows = []
+    for b in batches:
+        faces = SyntheticFaces(n=b * (repeats + 1), size=size, seed=0, level=level, device=dev)
+        chunks = iter([range(k * b, (k + 1) * b) for k in range(repeats + 1)])
+        seconds = _time(lambda faces=faces, chunks=chunks: faces.batch(next(chunks)), dev, repeats)
+        row = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+               "batch": b, "size": size, "vertices": faces.model.num_vertices, "ms_per_batch": round(seconds * 1e3, 1),
+               "images_per_s": round(b / seconds, 1)}
+        rows.append(row)
+        print(row)
+    return rows
+

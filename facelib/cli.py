@@ -38,12 +38,42 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from facelib.bench import bench_gcn, bench_render
+    from facelib.bench import bench_gcn, bench_render, bench_synthetic
 
     if args.what == "render":
         bench_render(tuple(args.batch or [1, 16]), args.size, args.device, args.pytorch3d_max_batch)
     elif args.what == "gcn":
         bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config, args.mesh)
+    elif args.what == "synthetic":
+        bench_synthetic(tuple(args.batch or [16]), args.size, args.device, args.level)
+    return 0
+
+
+def _data_grids(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from facelib.config import DATA_DIR
+    from facelib.data import PhotoFolder, SyntheticFaces
+    from facelib.data.synthetic import sample_grid
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    faces = SyntheticFaces(n=args.n, size=args.size, seed=args.seed, level=args.level, device=args.device)
+    fig = sample_grid(faces, args.n)
+    fig.savefig(out / "synthetic_faces.png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    print(f"{faces}\nwrote {out / 'synthetic_faces.png'} in {time.perf_counter() - start:.1f} s")
+    folder = PhotoFolder(args.photos or DATA_DIR / "photos", cache=args.cache, size=args.size, all_faces=args.all_faces)
+    fig = folder.grid(args.n)
+    fig.savefig(out / "aligned_photos.png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    print(f"{folder}\nwrote {out / 'aligned_photos.png'}")
+    for skipped in folder.skipped:
+        print(f"  skipped {skipped['source']}: {skipped['reason']}")
     return 0
 
 
@@ -70,9 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
 
+    p = sub.add_parser("data-grids", help="grids of synthetic faces (with landmarks) and of aligned real photos")
+    p.add_argument("--out", default="out", help="folder for synthetic_faces.png and aligned_photos.png")
+    p.add_argument("-n", type=int, default=16, help="faces per grid")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--level", type=int, default=None, help="mesh level of the synthetic albedo (default: 1, fast mode 0)")
+    p.add_argument("--photos", default=None, help="a folder of photos to align (default: the course's two photos)")
+    p.add_argument("--cache", default=None, help="where the aligned crops go (default: under ~/.cache/facelib/aligned)")
+    p.add_argument("--all-faces", action="store_true", help="every face of each photo, not only the largest")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_data_grids)
+
     p = sub.add_parser("bench", help="benchmarks (speed targets live here)")
-    p.add_argument("what", choices=["render", "gcn"])
-    p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (render: 1 16; gcn: 4 16)")
+    p.add_argument("what", choices=["render", "gcn", "synthetic"])
+    p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (render: 1 16; gcn: 4 16; synthetic: 16)")
+    p.add_argument("--level", type=int, default=None, help="synthetic: mesh level (default: 1, fast mode 0)")
     p.add_argument("--config", default="official", choices=["official", "paper", "official-wide"], help="gcn: TextureGCN configuration")
     p.add_argument("--mesh", default="grid", choices=["grid", "open"],
                    help="gcn: the 35,721-vertex grid, or the open face model subdivided twice (49,368 vertices)")
