@@ -95,3 +95,18 @@ def test_schedule_hits_its_endpoints():
         s.total(0, {"pixels": torch.tensor(1.0)})
     with pytest.raises(ValueError, match="mode"):
         Schedule(mode="cosine")
+
+
+def test_albedo_regularisers(open_model):
+    from facelib.losses import albedo_symmetry, albedo_variance
+
+    skin = open_model.masks["skin"]
+    uniform = torch.full((1, open_model.num_vertices, 3), 0.6)
+    assert albedo_variance(uniform, skin) == 0 and albedo_symmetry(uniform, open_model.mirror) < 1e-5
+    mean = open_model.mean_tex[None]
+    assert albedo_symmetry(mean, open_model.mirror) < 0.05  # the model's mean albedo is (nearly) symmetric
+    one_sided = mean.clone()
+    one_sided[0, open_model.mean_shape[:, 0] > 0.1] += 0.3  # darker on one side
+    assert albedo_symmetry(one_sided, open_model.mirror) > albedo_symmetry(mean, open_model.mirror) + 0.05
+    spotty = uniform + 0.2 * torch.randn_like(uniform)
+    assert albedo_variance(spotty, skin) > albedo_variance(uniform + 0.05 * torch.randn_like(uniform), skin) > 0

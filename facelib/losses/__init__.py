@@ -5,11 +5,11 @@ from facelib.losses.identity import identity_loss
 from facelib.losses.landmarks import landmark_loss
 from facelib.losses.masks import skin_mask, ycbcr
 from facelib.losses.photometric import photometric_loss
-from facelib.losses.regularizers import coefficient_prior, lighting_prior
+from facelib.losses.regularizers import albedo_symmetry, albedo_variance, coefficient_prior, lighting_prior
 from facelib.losses.schedule import Schedule
 from facelib.losses.vertex import projected_color_loss, vertex_loss
 
 __all__ = [
-    "PENALTY_WEIGHT", "Schedule", "coefficient_prior", "critic_loss", "generator_loss", "gradient_penalty",
+    "PENALTY_WEIGHT", "Schedule", "albedo_symmetry", "albedo_variance", "coefficient_prior", "critic_loss", "generator_loss", "gradient_penalty",
     "identity_loss", "landmark_loss", "lighting_prior", "photometric_loss", "projected_color_loss", "skin_mask", "vertex_loss", "ycbcr",
 ]

@@ -37,3 +37,38 @@ def lighting_prior(gamma: torch.Tensor, strength: float = 0.0) -> torch.Tensor:
     """
     per_channel = gamma.view(-1, 3, 9)
     return per_channel.var(dim=1, unbiased=False).mean() + strength * per_channel.pow(2).mean()
+
+
+def albedo_variance(albedo: torch.Tensor, skin: torch.Tensor) -> torch.Tensor:
+    """Deng et al.'s reflectance loss: skin albedo should be nearly uniform.
+
+        L_var = mean over channels c of Var_{i in skin}(T_i,c)
+
+    Shading, shadows and specular highlights are the light's business; without this term an
+    unconstrained albedo (a GCN's output, or a regressor's texture coefficients) soaks them up.
+    The official code of Lin et al. applies it to the GCN albedo with weight 0.01.
+
+    Args:
+        albedo: (B, V, 3) per-vertex albedo.
+        skin: (V,) boolean or 0/1 mask of the skin vertices.
+    """
+    if albedo.ndim != 3 or albedo.shape[-1] != 3 or skin.shape != albedo.shape[1:2]:
+        raise ValueError(f"albedo must be (B, V, 3) and skin (V,), got {tuple(albedo.shape)} and {tuple(skin.shape)}")
+    return albedo[:, skin.bool()].var(dim=1, unbiased=False).mean()
+
+
+def albedo_symmetry(albedo: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
+    """Left and right should have the same albedo (the official code's symmetry term, weight 0.5):
+
+        L_sym = mean_i ||T_i - T_mirror(i)||_2
+
+    It fills the hidden half of a turned face from the visible half, and it is wrong for
+    asymmetric detail (a mole on one cheek), which is why its weight is small.
+
+    Args:
+        albedo: (B, V, 3) per-vertex albedo.
+        mirror: (V,) index of each vertex's mirror partner (``MorphableModel.mirror``).
+    """
+    if albedo.ndim != 3 or mirror.shape != albedo.shape[1:2]:
+        raise ValueError(f"albedo must be (B, V, 3) and mirror (V,), got {tuple(albedo.shape)} and {tuple(mirror.shape)}")
+    return ((albedo - albedo[:, mirror.long()]).pow(2).sum(-1) + 1e-12).sqrt().mean()
