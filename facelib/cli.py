@@ -31,10 +31,34 @@ def _faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconstruct(args: argparse.Namespace) -> int:
+    from facelib.data import ImageError
+    from facelib.nets import FaceNetWeightsError
+    from facelib.reconstruct import ReconstructConfig, reconstruct
+    from facelib.refine import RefineConfig, TextureWeightsError
+
+    try:
+        overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
+        if args.steps is not None:
+            overrides["refine"] = RefineConfig(steps=args.steps)
+        config = ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device, **overrides)
+    except ValueError as err:  # option values out of range
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        reconstruct(args.photo, args.out, config)
+    except (ImageError, TextureWeightsError, FaceNetWeightsError) as err:
+        # Bad input is the user's to fix: say what is wrong, without a traceback. (NoFaceError is an ImageError.)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
-    # Until the reconstruction pipeline exists, the demo renders the embedded face model.
-    args.n, args.limit, args.level = 16, 2.0, 1
-    return _faces(args)
+    from facelib.data import PHOTOS
+
+    args.photo = PHOTOS["grace_hopper"]
+    return _reconstruct(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -95,9 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--level", type=int, default=1, help="subdivision level of the mesh")
     p.set_defaults(func=_faces)
 
-    p = sub.add_parser("demo", help="the course's end-to-end demo on the embedded default")
-    p.add_argument("--out", default="out/demo.png")
-    p.add_argument("--seed", type=int, default=0)
+    def reconstruct_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--size", type=int, default=None, help="aligned crop size in pixels (fast mode 128, full 224)")
+        p.add_argument("--level", type=int, default=None, help="mesh subdivision level of the albedo (fast 0, full 1)")
+        p.add_argument("--steps", type=int, default=None, help="texture refinement steps (fast 100, full 300)")
+        p.add_argument("--gcn-weights", default=None, help="dataset-trained TextureGCN weights (default: optimise on the photo)")
+        p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+
+    p = sub.add_parser("reconstruct", help="reconstruct the face of a photo: meshes, overlay, 3D viewer, summary")
+    p.add_argument("photo", help="a photo with a face (JPEG, PNG, ...)")
+    p.add_argument("--out", required=True, help="output folder")
+    reconstruct_options(p)
+    p.set_defaults(func=_reconstruct)
+
+    p = sub.add_parser("demo", help="the course's end-to-end demo: reconstruct the bundled grace_hopper photo")
+    p.add_argument("--out", default="out/demo", help="output folder")
+    reconstruct_options(p)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("data-grids", help="grids of synthetic faces (with landmarks) and of aligned real photos")

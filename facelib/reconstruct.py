@@ -1,0 +1,367 @@
+"""Reconstruct one photo end to end: detect, align, fit, refine the texture, export.
+
+    photo --MTCNN--> 5 points --similarity--> aligned crop I (S x S)
+          --fit (landmarks + pixels)--> coefficients, pose, light     (the mean face, or ``init``)
+          --M_face from the fitted skin, refit with it-->              (lesson 04: keep hair and hats out)
+          --TextureGCN (per image, or trained weights)--> refined albedo T'
+          --> OBJ + PLY (3DMM and GCN), overlay on the photo, HTML viewer, summary JSON
+
+Coefficients do not depend on the mesh level (a subdivided model carries its bases exactly), so the
+fit runs on the level-0 mesh, which renders the same surface four times cheaper, and the albedo is
+refined and exported on the level-``config.level`` mesh.
+
+A regressor (the paper's stage 1) plugs in through ``init``: a dict of start values for the fit,
+or a callable that maps the aligned crop (1, S, S, 3) to one.
+
+The open face model has no UV coordinates, so there is no texture map: colours live on the
+vertices (OBJ ``v x y z r g b`` and PLY red/green/blue), as the paper's GCNs produce them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from facelib import config as settings
+from facelib.data import AlignedFace, align_face, load_rgb
+from facelib.data.images import image_to_tensor
+from facelib.fit import FitConfig, FitResult, fit
+from facelib.losses import skin_mask
+from facelib.mesh.io import write_obj, write_ply
+from facelib.morphable import MorphableModel, load_open_model
+from facelib.refine import RefineConfig, RefineResult, refine, texture_hierarchy
+from facelib.render import FaceRenderer
+
+NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
+              "(OBJ 'v x y z r g b', PLY red/green/blue)")
+
+Init = dict[str, torch.Tensor] | Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass
+class ReconstructConfig:
+    """Settings of :func:`reconstruct` (fast mode: CPU-sized; full mode: the paper's 224 px).
+
+    Attributes:
+        size: the side of the aligned crop, in pixels (fast 128, full 224).
+        level: subdivision level of the mesh that carries the refined albedo (fast 0: 3,141 vertices;
+            full 1: 12,414; 2: 49,368 works too, slowly on a CPU).
+        fit_steps: steps of the first fit, from the mean face or ``init`` (fast 100, full 300).
+        refit_steps: steps of the refit with M_face, from the first fit (fast 60, full 150).
+        refine: :class:`~facelib.refine.RefineConfig` of the texture refinement.
+        gcn_weights: dataset-trained TextureGCN weights; when present they replace per-image optimisation.
+        facenet_weights: a local FaceNet weights file (see :class:`~facelib.nets.IdentityEncoder`).
+        download_facenet: fetch FaceNet's weights when none are found locally (off in fast mode, as
+            in the notebooks; offline an untrained network stands in, announced).
+        overlay_max_side: the longest side of each panel of the overlay PNG.
+        device: where fitting and refinement run (None: CUDA when available).
+    """
+
+    size: int = field(default_factory=lambda: int(settings.pick(128, 224)))
+    level: int = field(default_factory=lambda: int(settings.pick(0, 1)))
+    fit_steps: int = field(default_factory=lambda: int(settings.pick(100, 300)))
+    refit_steps: int = field(default_factory=lambda: int(settings.pick(60, 150)))
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    gcn_weights: str | Path | None = None
+    facenet_weights: str | Path | None = None
+    download_facenet: bool = field(default_factory=lambda: not settings.FAST)
+    overlay_max_side: int = 768
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.size < 64:
+            raise ValueError(f"size={self.size}: the face detector's landmarks and the fit need at least 64 pixels (128-224 work well)")
+        if not 0 <= self.level <= 3:
+            raise ValueError(f"level must be 0-3 (0: 3,141 vertices, each level about 4x more), got {self.level}")
+        if self.fit_steps < 1 or self.refit_steps < 0:
+            raise ValueError(f"need fit_steps >= 1 and refit_steps >= 0, got {self.fit_steps} and {self.refit_steps}")
+
+
+@dataclass
+class Reconstruction:
+    """What :func:`reconstruct` returns (tensors on the CPU, batch axis 1).
+
+    Attributes:
+        photo: (H, W, 3) the original photo in [0, 1].
+        aligned: the detection and the aligned crop.
+        model: the morphable model on the export mesh (level ``config.level``).
+        params: the fitted unknowns (id, exp, tex, angles, translation, gamma).
+        shape: (1, V, 3) the fitted shape in model space.
+        albedo_3dmm: (1, V, 3) the fitted 3DMM albedo, clamped to [0, 1].
+        albedo_gcn: (1, V, 3) the refined albedo.
+        skin: (1, S, S) M_face, the photo's skin mask.
+        fits: the first fit and the refit with M_face.
+        refinement: the texture refinement's result.
+        timings: stage -> seconds.
+        files: what was written, name -> path.
+        summary: the JSON summary as a dict.
+    """
+
+    photo: torch.Tensor
+    aligned: AlignedFace
+    model: MorphableModel
+    params: dict[str, torch.Tensor]
+    shape: torch.Tensor
+    albedo_3dmm: torch.Tensor
+    albedo_gcn: torch.Tensor
+    skin: torch.Tensor
+    fits: tuple[FitResult, FitResult | None]
+    refinement: RefineResult
+    timings: dict[str, float] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+
+# ---- stages --------------------------------------------------------------------------------------
+def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
+    """(B, H, W) where the fitted model's skin renders (skin vertices less lips and brows), as in lesson 04."""
+    skin = model.masks["skin"] & ~model.masks.get("lips", torch.zeros_like(model.masks["skin"])) \
+        & ~model.masks.get("brows", torch.zeros_like(model.masks["skin"]))
+    weights = skin.to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
+    return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
+
+
+def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
+                       fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None
+                       ) -> tuple[FitResult, FitResult | None, torch.Tensor]:
+    """Fits, computes M_face from the rendered skin, and refits with it (lesson 04's recipe).
+
+    The first fit compares every covered pixel, hair and hat included; its skin region trains a
+    per-photo skin colour model (:func:`~facelib.losses.skin_mask`), and the refit, started from the
+    first fit with the photometric term on from its first step, compares skin pixels only.
+
+    Args:
+        model: the morphable model (level 0 is enough: see the module docstring).
+        photo: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five landmarks.
+        renderer: a renderer of ``model`` at S.
+        fit_steps, refit_steps: steps of the two fits (refit_steps = 0 skips the refit).
+        init: start values of the first fit (e.g. a regressor's prediction).
+
+    Returns:
+        (first fit, refit or None, M_face (1, S, S)).
+    """
+    if "skin" not in model.masks:
+        raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
+    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0), init=init)
+    m_face = skin_mask(photo, skin_region(model, first))
+    if refit_steps == 0:
+        return first, None, m_face
+    second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
+                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0))
+    return first, second, m_face
+
+
+def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:
+    """The alignment re-scaled to a crop of about the photo's own resolution (for a sharp overlay).
+
+    The fit works at ``size`` pixels, which on a large photo is coarser than the photo; rendering
+    again at k x size (at most 1024), with the crop transform scaled by k, pastes a face as sharp
+    as the photo.
+    Deng's camera scales its focal length and principal point with the image, so the rendering at
+    k x size is the same picture, k times finer.
+
+    Returns:
+        (the scaled alignment, its crop side).
+    """
+    photo_per_crop = float(torch.linalg.det(aligned.inverse[:, :2]).abs().sqrt())  # photo pixels per crop pixel
+    side = int(min(max(size, math.ceil(size * photo_per_crop / 8) * 8), 1024))
+    k = side / size
+    inverse = torch.cat([aligned.inverse[:, :2] / k, aligned.inverse[:, 2:]], 1)
+    matrix = aligned.matrix * k
+    return dataclasses.replace(aligned, matrix=matrix, inverse=inverse, image=aligned.image, points=aligned.points * k), side
+
+
+def _label(panel: Image.Image, label: str) -> Image.Image:
+    draw = ImageDraw.Draw(panel)
+    font = ImageFont.load_default(size=max(12, panel.height // 28))
+    box = draw.textbbox((6, 4), label, font=font)
+    draw.rectangle((box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3), fill=(0, 0, 0))
+    draw.text((6, 4), label, fill=(255, 255, 255), font=font)
+    return panel
+
+
+def _fit_side(image: Image.Image, max_side: int) -> Image.Image:
+    scale = max_side / max(image.size)
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS) if scale != 1 else image
+
+
+def write_overlay(path: Path, photo: torch.Tensor, panels: dict[str, torch.Tensor], max_side: int,
+                  zoom: tuple[float, float, float, float] | None = None) -> Path:
+    """Writes the photo and each pasted rendering side by side, labelled, as one PNG.
+
+    Args:
+        path: the PNG to write.
+        photo: (H, W, 3) the photo. panels: label -> (H, W, 3) the photo with a rendering pasted on.
+        max_side: the longest side of each panel (larger photos are scaled down, smaller ones kept).
+        zoom: (x0, y0, x1, y1) a box in photo pixels (the face): adds a second row of close-ups.
+    """
+    images = {"photo": photo, **panels}
+    pictures = [Image.fromarray((image.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)) for image in images.values()]
+    rows = [[_label(_fit_side(p, min(max_side, max(p.size))), label) for p, label in zip(pictures, images)]]
+    if zoom is not None:
+        width = rows[0][0].width
+        rows.append([_label(_fit_side(p.crop(tuple(round(v) for v in zoom)), width), f"{label}, close-up")
+                     for p, label in zip(pictures, images)])
+    gap = 6
+    widths = [sum(i.width for i in row) + gap * (len(row) - 1) for row in rows]
+    heights = [max(i.height for i in row) for row in rows]
+    sheet = Image.new("RGB", (max(widths), sum(heights) + gap * (len(rows) - 1)), (255, 255, 255))
+    y = 0
+    for row, height in zip(rows, heights):
+        x = 0
+        for image in row:
+            sheet.paste(image, (x, y))
+            x += image.width + gap
+        y += height + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    sheet.save(tmp)
+    tmp.replace(path)
+    return path
+
+
+def face_box(aligned: AlignedFace, margin: float = 0.35) -> tuple[float, float, float, float]:
+    """A square box around the detected face, widened by ``margin`` on each side, clipped to the photo."""
+    x0, y0, x1, y1 = aligned.detection.box.tolist()
+    h, w = aligned.photo_size
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = min(side, w, h)
+    left = min(max(cx - side / 2, 0.0), w - side)
+    top = min(max(cy - side / 2, 0.0), h - side)
+    return left, top, left + side, top + side
+
+
+def _floats(x: torch.Tensor) -> list[float]:
+    return [round(float(v), 5) for v in x.flatten()]
+
+
+# ---- the pipeline --------------------------------------------------------------------------------
+def reconstruct(photo_path: str | Path, out_dir: str | Path, config: ReconstructConfig | None = None, init: Init | None = None,
+                verbose: bool = True) -> Reconstruction:
+    """Reconstructs the largest face of a photo and writes the results into ``out_dir``.
+
+    Args:
+        photo_path: a photo (JPEG, PNG, ... anything :func:`~facelib.data.load_rgb` reads).
+        out_dir: the output folder (created). Written there: ``face_3dmm.obj/.ply`` (fitted shape,
+            3DMM albedo as vertex colours), ``face_gcn.obj/.ply`` (the same shape, refined albedo),
+            ``overlay.png`` (the photo and both renderings pasted onto it, with face close-ups), ``viewer.html`` (a
+            self-contained 3D viewer), ``summary.json`` (settings, coefficients, losses, timings, files).
+        config: :class:`ReconstructConfig`.
+        init: start values for the fit (a regressor's prediction): a dict with some of "id", "exp",
+            "tex", "angles", "translation", "gamma", each (1, k), or a callable mapping the aligned
+            crop (1, S, S, 3) in [0, 1] to such a dict.
+        verbose: print each stage's time and where the files went.
+
+    Returns:
+        :class:`Reconstruction`.
+
+    Raises:
+        facelib.data.ImageError: the photo is missing, unreadable or too small.
+        facelib.data.NoFaceError: no face was found in it.
+        facelib.refine.TextureWeightsError: ``config.gcn_weights`` cannot be used.
+    """
+    from facelib.nets import IdentityEncoder
+
+    config = config or ReconstructConfig()
+    photo_path, out_dir = Path(photo_path), Path(out_dir)
+    timings: dict[str, float] = {}
+    say = print if verbose else (lambda *args, **kwargs: None)
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+        say(f"  {stage:<24} {timings[stage]:6.1f} s")
+
+    say(f"facelib reconstruct: {photo_path} ({'fast' if settings.FAST else 'full'} mode: {config.size} px, mesh level {config.level})")
+    image = load_rgb(photo_path)  # ImageError with the file's name for missing, damaged and non-image files
+    aligned = align_face(photo_path, size=config.size)
+    photo_full = image_to_tensor(image)
+    lap("detect + align")
+
+    device = settings.get_device(config.device, verbose=False)
+    base = load_open_model(level=0, verbose=verbose)  # subdivision and hierarchies are built on the CPU
+    hierarchy = texture_hierarchy(base, config.level)
+    coarse, model = base.to(device), base.subdivided(config.level).to(device)
+    encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
+    lap("model + networks")
+
+    crop = aligned.image[None].to(device)
+    points = aligned.points[None].to(device)
+    start = init(crop) if callable(init) else init
+    renderer0 = FaceRenderer.for_model(coarse, config.size)
+    first, second, m_face = fit_with_skin_mask(coarse, crop, points, renderer0, config.fit_steps, config.refit_steps, start)
+    fitted = second or first
+    params = fitted.params
+    lap("fit + skin mask + refit")
+
+    renderer = FaceRenderer.for_model(model, config.size)
+    refinement = refine(model, crop, params, encoder, renderer, m_face, hierarchy, config.refine, weights=config.gcn_weights)
+    lap("texture refinement")
+
+    shape = model.shape(params["id"], params["exp"]).detach()
+    albedo_3dmm, albedo_gcn = refinement.coarse.detach(), refinement.albedo.detach()
+    files = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, albedo in (("3dmm", albedo_3dmm), ("gcn", albedo_gcn)):
+        files[f"obj_{name}"] = write_obj(out_dir / f"face_{name}.obj", shape[0], model.triangles, albedo[0])
+        files[f"ply_{name}"] = write_ply(out_dir / f"face_{name}.ply", shape[0], model.triangles, albedo[0])
+    big, side = overlay_crop(aligned, config.size)
+    overlay_renderer = FaceRenderer.for_model(model, side)
+    panels = {}
+    with torch.no_grad():
+        for label, albedo in (("3DMM only", albedo_3dmm), ("GCN refined", albedo_gcn)):
+            r = overlay_renderer.render(shape, albedo, params["angles"], params["translation"], params["gamma"])
+            panels[label] = big.paste(photo_full, r.image[0].clamp(0, 1).cpu(), r.mask[0].cpu())
+    files["overlay"] = write_overlay(out_dir / "overlay.png", photo_full, panels, config.overlay_max_side, face_box(aligned))
+    from facelib.viz.viewer import write_viewer
+
+    files["viewer"] = write_viewer(out_dir / "viewer.html", shape[0].cpu(), model.triangles.cpu(),
+                                   {"GCN-refined albedo": albedo_gcn[0].cpu(), "3DMM albedo": albedo_3dmm[0].cpu()},
+                                   title=f"{photo_path.name}: {model.num_vertices:,} vertices")
+    lap("export")
+
+    files["summary"] = out_dir / "summary.json"
+    det = aligned.detection
+    summary = {
+        "photo": str(photo_path), "photo_size": list(aligned.photo_size),
+        "detection": {"box": _floats(det.box), "score": round(det.score, 4), "points": [_floats(p) for p in det.points]},
+        "mode": "fast" if settings.FAST else "full", "device": str(device),
+        "crop_size": config.size, "mesh": {"level": config.level, "vertices": model.num_vertices, "triangles": int(model.triangles.shape[0])},
+        "init": "given (callable)" if callable(init) else ("given" if init else "mean face"),
+        "fit": {"steps": [config.fit_steps, config.refit_steps],
+                "final": {k: round(v[-1], 6) for k, v in fitted.history.items() if v},
+                "skin_mask_share": round(float(m_face.mean()), 4)},
+        "refine": {"mode": refinement.mode, "steps": len(refinement.history.get("total", [])), "notes": refinement.notes,
+                   "final": {k: round(v[-1], 6) for k, v in refinement.history.items() if v},
+                   "mean_albedo_change": round(float((albedo_gcn - albedo_3dmm).abs().mean()), 6)},
+        "coefficients": {k: _floats(v) for k, v in params.items()},
+        "texture_map": NO_UV_NOTE,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()} | {"total": round(sum(timings.values()), 2)},
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    tmp = files["summary"].with_name("summary.json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(files["summary"])
+
+    say(f"  {'total':<24} {sum(timings.values()):6.1f} s")
+    for note in refinement.notes:
+        say(f"  note: {note}")
+    say(f"  note: {NO_UV_NOTE}")
+    say(f"wrote to {out_dir.resolve()}:")
+    for key, path in files.items():
+        say(f"  {key:<10} {path}")
+    return Reconstruction(photo_full, aligned, model, {k: v.cpu() for k, v in params.items()}, shape.cpu(), albedo_3dmm.cpu(),
+                          albedo_gcn.cpu(), m_face.cpu(), (first, second), refinement, timings, files, summary)
