@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from facelib.course.check import Exercise, expect, expect_close, expect_tensor
+from facelib.losses.photometric import photometric_loss  # the reference of exercise 3.3
 from facelib.render.camera import Camera
 
 
@@ -121,19 +122,6 @@ rasterize_exercise = Exercise(
     "Loop over triangles. Barycentric weights are edge functions divided by the signed area (so both windings work); "
     "inside means all three weights >= 0. The depth there is 1 / (w0 / z0 + w1 / z1 + w2 / z2); keep it where it beats the z-buffer.",
 )
-
-
-def photometric_loss(rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """sum_p M_p ||I_p - R_p||_2 / sum_p M_p per image, averaged over the batch.
-
-    Args:
-        rendered, target: (B, H, W, 3). mask: (B, H, W).
-
-    Returns:
-        () scalar.
-    """
-    distance = ((rendered - target).pow(2).sum(-1) + 1e-8).sqrt()
-    return ((distance * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1.0)).mean()
 
 
 def _test_photometric_loss(answer) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-import torch.nn.functional as F
 
 from facelib.course.check import Exercise, expect, expect_close, expect_tensor
-
-
-def identity_loss(embedding_a: torch.Tensor, embedding_b: torch.Tensor) -> torch.Tensor:
-    """1 - cos(a, b) per pair, averaged over the batch.  (B, E), (B, E) -> ()."""
-    return (1.0 - F.cosine_similarity(embedding_a, embedding_b, dim=-1)).mean()
+# The references of exercises 4.1 and 4.3 are facelib's own.
+from facelib.losses.adversarial import gradient_penalty
+from facelib.losses.identity import identity_loss
+from facelib.losses.schedule import Schedule
 
 
 def _test_identity_loss(answer) -> None:
@@ -32,9 +28,8 @@ identity_loss_exercise = Exercise(
 
 
 def schedule_weights(step: int, ramp_steps: int) -> dict[str, float]:
-    """Lin et al.'s loss weights with a linear ramp: s1 = min(step / ramp_steps, 1), s4 = 1 - s1, s2 = 0.2, s3 = 0.001."""
-    s1 = min(step / ramp_steps, 1.0)
-    return {"s1": s1, "s2": 0.2, "s3": 0.001, "s4": 1.0 - s1}
+    """Lin et al.'s loss weights with a linear ramp (facelib's :class:`~facelib.losses.Schedule`)."""
+    return Schedule(ramp_steps=ramp_steps).weights(step)
 
 
 def _test_schedule(answer) -> None:
@@ -52,22 +47,6 @@ schedule_exercise = Exercise(
     "Exercise 4.2: the loss schedule", schedule_weights, _test_schedule,
     "s1 is step / ramp_steps capped at 1; s4 is what s1 leaves of 1; s2 and s3 are constants.",
 )
-
-
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     epsilon: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP's penalty: x_hat = eps real + (1 - eps) fake per sample; mean of (||grad_x D(x_hat)||_2 - 1)^2.
-
-    Args:
-        critic: (B, ...) -> (B,) scores. real, fake: (B, ...). epsilon: (B,) in [0, 1].
-
-    Returns:
-        () scalar, differentiable with respect to the critic's parameters (create_graph=True).
-    """
-    eps = epsilon.view(-1, *([1] * (real.ndim - 1)))
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
 def _test_gradient_penalty(answer) -> None:
