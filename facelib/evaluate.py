@@ -1,0 +1,275 @@
+"""Metrics and the ground-truth benchmark: how close is a reconstructed albedo to the true one?
+
+Real photos have no ground-truth albedo, so the course measures texture quality on the synthetic
+benchmark (:func:`facelib.data.benchmark`, seed 2020): faces of the open model whose true albedo,
+with its added detail (freckles, moles, stubble, make-up, wrinkles), is known per vertex. A method
+is anything that maps a benchmark batch to a per-vertex albedo on the benchmark's mesh, together with
+the shape, pose and lighting it believes in (:class:`Prediction`), for example "the regressor's 3DMM
+albedo" or "the regressor's albedo refined by a trained TextureGCN".
+
+Metrics, per face, then averaged over the benchmark:
+
+* **albedo error**: the mean per-vertex L1 distance, averaged over RGB,
+
+      e = sum_v w_v |T'_v - T*_v|_1 / (3 sum_v w_v),
+
+  over three vertex sets ``w``: ``face`` (the model's skin region), ``visible`` (skin vertices the
+  camera sees in the input image: the only ones whose colour the photo shows) and ``detail`` (skin
+  vertices where the detail layer moved the true colour by more than ``detail_threshold``, the
+  high-frequency band a 3DMM cannot hold). Lower is better; 0 is perfect.
+* **PSNR** and **SSIM** of the method's rendering against the input image, inside the face mask
+  (the true face pixels that the method's rendering also covers). Higher is better. These score
+  the whole reconstruction as the photometric loss sees it, so a method can win here by baking
+  light into the albedo; the albedo error is the one that cannot be gamed that way.
+
+SSIM follows Wang et al. (2004) with an 11 x 11 Gaussian window (sigma 1.5), C1 = (0.01)^2,
+C2 = (0.03)^2, computed per channel on the full images and averaged over the mask.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from facelib.render.sample import vertex_visibility
+
+VERTEX_SETS = ("face", "visible", "detail")
+"""The vertex sets the albedo error is reported over (see the module docstring)."""
+
+DETAIL_THRESHOLD = 0.03
+"""A vertex is in the detail band when the detail layer moved its true colour by more than this (L1 mean over RGB)."""
+
+
+@dataclass
+class Prediction:
+    """What a method predicts for a benchmark batch.
+
+    Attributes:
+        albedo: (B, V, 3) per-vertex albedo in [0, 1] on the benchmark's mesh.
+        params: the shape, pose and lighting it renders with: "id", "exp", "angles", "translation",
+            "gamma" (the :func:`facelib.fit.initial_params` layout; "tex" is not used).
+    """
+
+    albedo: torch.Tensor
+    params: dict[str, torch.Tensor]
+
+
+Method = Callable[[dict[str, torch.Tensor]], Prediction]
+"""A method maps a benchmark batch (:meth:`SyntheticFaces.batch`) to a :class:`Prediction`."""
+
+
+# ---- metrics -------------------------------------------------------------------------------------
+def albedo_error(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mean per-vertex L1 distance between two albedos.
+
+    Args:
+        albedo: (B, V, 3) predicted albedo.
+        truth: (B, V, 3) true albedo.
+        weights: (B, V) or (V,) vertex weights (0/1 masks are typical).
+
+    Returns:
+        (B,) the error per face; NaN for a face whose weights are all zero (nothing to measure).
+    """
+    if albedo.shape != truth.shape or albedo.ndim != 3 or albedo.shape[-1] != 3:
+        raise ValueError(f"albedo and truth must both be (B, V, 3), got {tuple(albedo.shape)} and {tuple(truth.shape)}")
+    weights = weights.to(albedo.dtype).expand(albedo.shape[:2])
+    total = weights.sum(1)
+    err = ((albedo - truth).abs().mean(-1) * weights).sum(1) / total.clamp(min=1e-12)
+    return torch.where(total > 0, err, torch.full_like(err, math.nan))
+
+
+def psnr(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio inside a mask, for images in [0, 1].
+
+    PSNR = 10 log10(1 / MSE), with the MSE over the masked pixels and the three channels.
+
+    Args:
+        image, target: (B, H, W, 3) images in [0, 1].
+        mask: (B, H, W) pixel weights.
+
+    Returns:
+        (B,) PSNR in dB (NaN for an empty mask).
+    """
+    _check_images(image, target, mask)
+    m = mask.to(image.dtype)
+    total = m.sum((1, 2))
+    mse = (((image - target) ** 2).mean(-1) * m).sum((1, 2)) / total.clamp(min=1e-12)
+    value = 10 * torch.log10(1.0 / mse.clamp(min=1e-10))
+    return torch.where(total > 0, value, torch.full_like(value, math.nan))
+
+
+def ssim(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004) averaged inside a mask, for images in [0, 1].
+
+    Args:
+        image, target: (B, H, W, 3) images in [0, 1].
+        mask: (B, H, W) pixel weights; the SSIM map is averaged over them.
+        window: side of the Gaussian window (odd).
+        sigma: its standard deviation in pixels.
+
+    Returns:
+        (B,) SSIM in [-1, 1] (1: identical; NaN for an empty mask).
+    """
+    _check_images(image, target, mask)
+    if window % 2 != 1:
+        raise ValueError(f"window must be odd, got {window}")
+    x, y = image.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2)
+    g = torch.exp(-((torch.arange(window, dtype=x.dtype, device=x.device) - window // 2) ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(3, 1, window, window)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        # Reflect padding keeps the statistics of border pixels from mixing with a zero frame.
+        return F.conv2d(F.pad(t, [window // 2] * 4, mode="reflect"), kernel, groups=3)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    m = mask.to(x.dtype)
+    total = m.sum((1, 2))
+    value = (index.mean(1) * m).sum((1, 2)) / total.clamp(min=1e-12)
+    return torch.where(total > 0, value, torch.full_like(value, math.nan))
+
+
+def _check_images(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
+    if image.shape != target.shape or image.ndim != 4 or image.shape[-1] != 3:
+        raise ValueError(f"image and target must both be (B, H, W, 3), got {tuple(image.shape)} and {tuple(target.shape)}")
+    if mask.shape != image.shape[:3]:
+        raise ValueError(f"mask must be (B, H, W) = {tuple(image.shape[:3])}, got {tuple(mask.shape)}")
+
+
+# ---- the benchmark -------------------------------------------------------------------------------
+@dataclass
+class Scores:
+    """Per-face metrics of one method on the benchmark.
+
+    Attributes:
+        method: its name.
+        albedo: vertex set ("face", "visible", "detail") -> (N,) albedo errors.
+        psnr, ssim: (N,) rendering scores inside the face mask.
+        seconds: time spent in the method (not in the metrics).
+    """
+
+    method: str
+    albedo: dict[str, torch.Tensor] = field(default_factory=dict)
+    psnr: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    ssim: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    seconds: float = 0.0
+
+    def mean(self) -> dict[str, float]:
+        """The benchmark means (faces with an empty vertex set are left out of that set's mean)."""
+        row = {f"albedo_{k}": float(v[~v.isnan()].mean()) if (~v.isnan()).any() else math.nan for k, v in self.albedo.items()}
+        return row | {"psnr": float(self.psnr.nanmean()), "ssim": float(self.ssim.nanmean())}
+
+
+def truth_masks(faces, batch: dict[str, torch.Tensor], detail_threshold: float = DETAIL_THRESHOLD) -> dict[str, torch.Tensor]:
+    """The vertex sets of a benchmark batch, from its ground truth.
+
+    Args:
+        faces: the :class:`~facelib.data.SyntheticFaces` benchmark the batch came from.
+        batch: the batch.
+        detail_threshold: see :data:`DETAIL_THRESHOLD`.
+
+    Returns:
+        "face", "visible", "detail": (B, V) float 0/1 masks.
+    """
+    model, renderer = faces.model, faces.renderer
+    b = batch["albedo"].shape[0]
+    skin = model.masks.get("skin")
+    face = (skin if skin is not None else torch.ones(model.num_vertices, dtype=torch.bool, device=batch["albedo"].device))
+    face = face.to(batch["albedo"].dtype).expand(b, -1)
+    with torch.no_grad():
+        shape = model.shape(batch["id"], batch["exp"])
+        r = renderer.render(shape, batch["albedo"], batch["angles"], batch["translation"], batch["gamma"])
+        visible = vertex_visibility(r.screen, r.depth, r.normals, r.points, renderer.camera.distance)
+    detail = ((batch["albedo"] - batch["albedo_base"]).abs().mean(-1) > detail_threshold).to(face.dtype)
+    return {"face": face, "visible": face * visible, "detail": face * detail}
+
+
+def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: Iterable[int] | None = None,
+             detail_threshold: float = DETAIL_THRESHOLD, progress: bool = False) -> dict[str, Scores]:
+    """Scores methods on a benchmark of synthetic faces with ground truth.
+
+    Args:
+        methods: name -> :data:`Method`.
+        faces: the benchmark (:func:`facelib.data.benchmark`), or any :class:`~facelib.data.SyntheticFaces`.
+        batch_size: faces per batch.
+        indices: which faces (default: all).
+        detail_threshold: see :data:`DETAIL_THRESHOLD`.
+        progress: show a progress bar.
+
+    Returns:
+        name -> :class:`Scores` (per face, in the order of ``indices``).
+
+    Raises:
+        ValueError: a method's albedo has the wrong shape or is not finite.
+    """
+    if not methods:
+        raise ValueError("evaluate needs at least one method")
+    order = list(range(len(faces))) if indices is None else list(indices)
+    model, renderer = faces.model, faces.renderer
+    parts: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    batches: Iterable = faces.batches(batch_size, order)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=math.ceil(len(order) / batch_size), desc="benchmark")
+    for batch in batches:
+        masks = truth_masks(faces, batch, detail_threshold)
+        for name, method in methods.items():
+            start = time.perf_counter()
+            pred = method(batch)
+            seconds[name] += time.perf_counter() - start
+            albedo = pred.albedo.detach()
+            if albedo.shape != batch["albedo"].shape:
+                raise ValueError(f"method {name!r} returned an albedo of shape {tuple(albedo.shape)}; "
+                                 f"the benchmark's mesh needs {tuple(batch['albedo'].shape)}")
+            if not torch.isfinite(albedo).all():
+                raise ValueError(f"method {name!r} returned non-finite albedo values")
+            out = parts[name]
+            for key, weights in masks.items():
+                out.setdefault(key, []).append(albedo_error(albedo, batch["albedo"], weights))
+            p = pred.params
+            with torch.no_grad():
+                shape = model.shape(p["id"], p["exp"])
+                r = renderer.render(shape, albedo, p["angles"], p["translation"], p["gamma"])
+            region = batch["skin"] * r.mask
+            out.setdefault("psnr", []).append(psnr(r.image.clamp(0, 1), batch["image"], region))
+            out.setdefault("ssim", []).append(ssim(r.image.clamp(0, 1), batch["image"], region))
+    return {name: Scores(name, {k: torch.cat(out[k]).cpu() for k in VERTEX_SETS}, torch.cat(out["psnr"]).cpu(),
+                         torch.cat(out["ssim"]).cpu(), seconds[name]) for name, out in parts.items()}
+
+
+def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
+    """A plain-text table of the benchmark means (with the change of the face error against ``baseline``)."""
+    header = f"{'method':<28}{'albedo face':>12}{'visible':>10}{'detail':>10}{'PSNR dB':>10}{'SSIM':>8}"
+    if baseline is not None:
+        if baseline not in scores:
+            raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
+        header += f"  {'vs ' + baseline}"
+    rows = [header, "-" * len(header)]
+    base = scores[baseline].mean()["albedo_face"] if baseline is not None else None
+    for name, s in scores.items():
+        m = s.mean()
+        row = (f"{name:<28}{m['albedo_face']:>12.4f}{m['albedo_visible']:>10.4f}{m['albedo_detail']:>10.4f}"
+               f"{m['psnr']:>10.2f}{m['ssim']:>8.3f}")
+        if base is not None:
+            row += f"  {100 * (m['albedo_face'] - base) / base:+.1f} %"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def ground_truth(batch: dict[str, torch.Tensor], base: bool = False) -> Prediction:
+    """The true albedo (``base``: without the detail layer) with the true geometry: a method for sanity checks.
+
+    With ``base=True`` it is the best any 3DMM-only method can do: the exact coefficients, no detail.
+    """
+    keys = ("id", "exp", "angles", "translation", "gamma")
+    return Prediction(batch["albedo_base" if base else "albedo"], {k: batch[k] for k in keys})

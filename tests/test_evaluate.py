@@ -1,0 +1,72 @@
+"""Benchmark metrics: albedo error, PSNR and SSIM against hand-computed values, and the benchmark loop."""
+
+import math
+
+import pytest
+import torch
+
+from facelib.data import benchmark
+from facelib.evaluate import Prediction, albedo_error, evaluate, ground_truth, psnr, ssim, table
+
+
+def test_albedo_error_is_the_weighted_mean_l1():
+    truth = torch.zeros(2, 3, 3)
+    albedo = torch.tensor([[[0.3, 0.0, 0.0], [0.0, 0.6, 0.0], [9.0, 9.0, 9.0]],
+                           [[0.1, 0.1, 0.1], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    weights = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    err = albedo_error(albedo, truth, weights)
+    assert err[0] == pytest.approx((0.1 + 0.2) / 2)
+    assert math.isnan(err[1])  # nothing to measure is not a perfect score
+    with pytest.raises(ValueError, match="must both be"):
+        albedo_error(albedo[..., :2], truth[..., :2], weights)
+
+
+def test_psnr_of_a_known_error():
+    target = torch.full((1, 8, 8, 3), 0.5)
+    image = target + 0.1  # MSE 0.01 -> 20 dB
+    mask = torch.zeros(1, 8, 8)
+    mask[:, 2:6, 2:6] = 1
+    assert psnr(image, target, mask).item() == pytest.approx(20.0, abs=1e-4)
+    image[:, 0] = 0  # outside the mask: no effect
+    assert psnr(image, target, mask).item() == pytest.approx(20.0, abs=1e-4)
+    assert math.isnan(psnr(image, target, torch.zeros(1, 8, 8)).item())
+
+
+def test_ssim_is_one_for_equal_images_and_drops_with_noise():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 32, 32, 3, generator=gen)
+    mask = torch.ones(2, 32, 32)
+    assert torch.allclose(ssim(target, target, mask), torch.ones(2), atol=1e-5)
+    noisy = (target + 0.2 * torch.randn(2, 32, 32, 3, generator=gen)).clamp(0, 1)
+    worse = (target + 0.4 * torch.randn(2, 32, 32, 3, generator=gen)).clamp(0, 1)
+    s1, s2 = ssim(noisy, target, mask), ssim(worse, target, mask)
+    assert (s1 < 0.95).all() and (s2 < s1).all()
+    # A brightness shift of a flat image barely changes the structure term but lowers the luminance term.
+    flat = torch.full((1, 16, 16, 3), 0.5, dtype=torch.float64)  # float64: the variances cancel exactly
+    assert ssim(flat + 0.1, flat, torch.ones(1, 16, 16, dtype=torch.float64)).item() == pytest.approx((2 * 0.3 + 1e-4) / (0.36 + 0.25 + 1e-4), abs=1e-4)
+    with pytest.raises(ValueError, match="odd"):
+        ssim(target, target, mask, window=4)
+
+
+def test_benchmark_scores_truth_perfectly_and_the_3dmm_albedo_not():
+    faces = benchmark(n=6, size=64, level=0, device="cpu")
+    scores = evaluate({"truth": ground_truth, "3dmm": lambda b: ground_truth(b, base=True)}, faces, batch_size=4)
+    truth, coarse = scores["truth"].mean(), scores["3dmm"].mean()
+    assert truth["albedo_face"] == 0 and truth["albedo_visible"] == 0
+    assert coarse["albedo_face"] > 0.005
+    assert coarse["albedo_detail"] > coarse["albedo_face"]  # the detail band is where a 3DMM fails
+    assert truth["psnr"] > coarse["psnr"] and truth["ssim"] >= coarse["ssim"]
+    assert scores["truth"].albedo["face"].shape == (6,)
+    text = table(scores, baseline="3dmm")
+    assert "truth" in text and "-100.0 %" in text
+
+
+def test_evaluate_rejects_a_wrong_albedo():
+    faces = benchmark(n=2, size=32, level=0, device="cpu")
+
+    def broken(batch):
+        good = ground_truth(batch)
+        return Prediction(good.albedo[:, :10], good.params)
+
+    with pytest.raises(ValueError, match="broken.*shape"):
+        evaluate({"broken": broken}, faces)
