@@ -9,7 +9,8 @@ Per-vertex albedo refinement on a mesh hierarchy (level 0 = the face mesh):
                                          coarsest level, then up-sampling graph convolutions.
     CombineNet  both      -> (B, V, 3)   concatenated on channels (6), one Chebyshev convolution, tanh.
 
-Two configurations (:class:`TextureGCNConfig`), both with Chebyshev K = 6, ELU and no normalisation:
+Two configurations (:class:`TextureGCNConfig`), both with Chebyshev K = 6, ELU and no normalisation
+(and a third, ``"small"``, for training on a CPU):
 
 * ``"official"``: our reading of the official TensorFlow code (FuxiCV/3D-Face-GCNs), its residual
   model. Embedding 3840 = the regressor's 2048-d ResNet-50 pool5 feature + FaceNet's 1792-d
@@ -24,6 +25,15 @@ Two configurations (:class:`TextureGCNConfig`), both with Chebyshev K = 6, ELU a
   of the hierarchy, with skip connections between matching levels (U-Net style). The channel widths
   and the bias of the combining convolution are facelib's choices, not the paper's: we did not find
   them in its text.
+
+* ``"small"``: the paper's layout with few channels and Chebyshev K = 3, for fast-mode training on a
+  CPU (the course's notebooks, the tests). Not an architecture of either source.
+
+Ablations (``use_refiner=False`` or ``use_decoder=False`` in the configuration, both on by default):
+the network is built without that branch, so it has none of its parameters, and CombineNet reads
+zeros in place of the missing branch's 3 channels. The combining convolution keeps its 6 inputs,
+so what is left is exactly the full model with one branch's output held at 0 ([-1, 1] colour
+space: mid-grey), which is the cleanest "without X" that keeps everything else equal.
 
 Colours enter and leave in [0, 1] (facelib's convention, as ``MorphableModel.albedo``); inside, they
 are mapped to [-1, 1] as the official code does, and the tanh output is mapped back.
@@ -68,6 +78,8 @@ class TextureGCNConfig:
         decoder_channels: Decoder channels: the FC output on the coarsest level L - 1, then after the
             unpooling to levels L - 2, ..., 1 (length L - 1; level 0 gets 3 channels).
         combine_bias: the CombineNet convolution has a bias.
+        use_refiner: build the Refiner (False: an ablation; CombineNet reads zeros in its place).
+        use_decoder: build the Decoder (False: an ablation; the embedding is then ignored).
     """
 
     name: str
@@ -80,6 +92,8 @@ class TextureGCNConfig:
     refiner_skips: bool = False
     decoder_channels: tuple[int, ...] = (32, 16, 16, 16)
     combine_bias: bool = False
+    use_refiner: bool = True
+    use_decoder: bool = True
 
     @classmethod
     def official(cls, wide: bool = False) -> "TextureGCNConfig":
@@ -96,9 +110,16 @@ class TextureGCNConfig:
                    refiner_decoder=(64, 32, 32, 16), refiner_skips=True, decoder_channels=(32, 16, 16, 16), combine_bias=True)
 
     @classmethod
+    def small(cls, embedding_dim: int = PAPER_EMBEDDING_DIM) -> "TextureGCNConfig":
+        """The paper's layout, narrow and with K = 3: about 68 k parameters (most in the
+        Decoder's fully connected layer), for CPU training in fast mode."""
+        return cls("small", embedding_dim, K=3, refiner_encoder=(8, 16, 16), refiner_bottleneck=(16,), refiner_decoder=(16, 8),
+                   refiner_skips=True, decoder_channels=(8, 8, 8, 8), combine_bias=True)
+
+    @classmethod
     def preset(cls, name: str) -> "TextureGCNConfig":
-        """``"paper"``, ``"official"`` or ``"official-wide"``."""
-        presets = {"paper": cls.paper, "official": cls.official, "official-wide": lambda: cls.official(wide=True)}
+        """``"paper"``, ``"official"``, ``"official-wide"`` or ``"small"``."""
+        presets = {"paper": cls.paper, "official": cls.official, "official-wide": lambda: cls.official(wide=True), "small": cls.small}
         if name not in presets:
             raise ValueError(f"unknown TextureGCN configuration {name!r}; choose one of {sorted(presets)}")
         return presets[name]()
@@ -106,6 +127,12 @@ class TextureGCNConfig:
     def with_embedding_dim(self, embedding_dim: int) -> "TextureGCNConfig":
         """The same architecture reading a different embedding (e.g. FaceNet's 512 in the official layout)."""
         return replace(self, embedding_dim=embedding_dim)
+
+    def ablated(self, refiner: bool = True, decoder: bool = True) -> "TextureGCNConfig":
+        """The same architecture with the Refiner and/or the Decoder left out (``False``: left out)."""
+        parts = [name for name, keep in (("refiner", refiner), ("decoder", decoder)) if not keep]
+        name = self.name + "".join(f"-no-{part}" for part in parts)
+        return replace(self, name=name, use_refiner=self.use_refiner and refiner, use_decoder=self.use_decoder and decoder)
 
     def check(self, num_levels: int) -> None:
         """Raises ValueError when this configuration does not fit a hierarchy of ``num_levels`` levels."""
@@ -127,6 +154,8 @@ class TextureGCNConfig:
         widths = (*self.refiner_encoder, *self.refiner_bottleneck, *self.refiner_decoder, *self.decoder_channels)
         if min(widths) < 1:
             raise ValueError(f"{self.name}: channel widths must be positive, got {widths}")
+        if not (self.use_refiner or self.use_decoder):
+            raise ValueError(f"{self.name}: leaving out both the Refiner and the Decoder leaves nothing to refine with")
 
 
 class Refiner(nn.Module):
@@ -258,8 +287,9 @@ class TextureGCN(nn.Module):
         self.config = TextureGCNConfig.preset(config) if isinstance(config, str) else config
         self.config.check(hierarchy.num_levels)
         self.operators = HierarchyOperators(hierarchy)
-        self.refiner = Refiner(self.operators, self.config)
-        self.decoder = Decoder(self.operators, self.config)
+        # An ablated branch is not built at all (None), so it has no parameters to train or to save.
+        self.refiner = Refiner(self.operators, self.config) if self.config.use_refiner else None
+        self.decoder = Decoder(self.operators, self.config) if self.config.use_decoder else None
         self.combine = CombineNet(self.operators, self.config)
 
     @property
@@ -295,8 +325,14 @@ class TextureGCN(nn.Module):
                              f"visibility {visibility.shape[0]}, embedding {embedding.shape[0]}")
         albedo = coarse_albedo.clamp(0.0, 1.0) * 2.0 - 1.0
         colors = (image_colors * 2.0 - 1.0) * visibility
-        refined = self.refiner(torch.cat([albedo, colors, visibility], dim=-1))
-        decoded = self.decoder(embedding)
+        refined = decoded = None
+        if self.refiner is not None:
+            refined = self.refiner(torch.cat([albedo, colors, visibility], dim=-1))
+        if self.decoder is not None:
+            decoded = self.decoder(embedding)
+        # An ablated branch contributes zeros (see the module docstring).
+        refined = torch.zeros_like(decoded) if refined is None else refined
+        decoded = torch.zeros_like(refined) if decoded is None else decoded
         return (self.combine(decoded, refined) + 1.0) * 0.5
 
     def summary(self) -> str:
@@ -304,7 +340,8 @@ class TextureGCN(nn.Module):
         rows = [f"TextureGCN ({self.config.name}, K={self.config.K}, {self.config.block} blocks, embedding {self.config.embedding_dim})",
                 f"  mesh levels: {self.operators.extra_repr()}"]
         for name in ("refiner", "decoder", "combine"):
-            rows.append(f"  {name:<8} {parameter_count(getattr(self, name)):>12,} parameters")
+            part = getattr(self, name)
+            rows.append(f"  {name:<8} {parameter_count(part):>12,} parameters" if part is not None else f"  {name:<8} {'(left out)':>12}")
         rows.append(f"  {'total':<8} {parameter_count(self):>12,} parameters")
         return "\n".join(rows)
 
