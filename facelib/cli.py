@@ -61,6 +61,35 @@ def _demo(args: argparse.Namespace) -> int:
     return _reconstruct(args)
 
 
+def _train_regressor(args: argparse.Namespace) -> int:
+    from facelib.train.regressor import RegressorTrainConfig, train_regressor
+
+    try:
+        overrides = {k: getattr(args, k) for k in ("out", "arch", "input_size", "pool", "steps", "batch", "lr", "photo_size", "seed",
+                                                   "eval_n", "device") if getattr(args, k) is not None}
+        config = RegressorTrainConfig(pretrained=args.pretrained, cache=not args.no_cache, **overrides)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    train_regressor(config)
+    return 0
+
+
+def _eval_regressor(args: argparse.Namespace) -> int:
+    from facelib.nets import RegressorWeightsError, load_regressor
+    from facelib.train.regressor import evaluate_photos, evaluate_regressor
+
+    try:
+        regressor = load_regressor(args.weights)
+    except RegressorWeightsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    evaluate_regressor(regressor, n=args.n, size=args.size)
+    if args.photos:
+        evaluate_photos(regressor)
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from facelib.bench import bench_gcn, bench_render, bench_synthetic
 
@@ -137,6 +166,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/demo", help="output folder")
     reconstruct_options(p)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("train-regressor", help="train the coarse-stage regressor on synthetic faces (writes data/weights/regressor.pt)")
+    p.add_argument("--out", default=None, help="the weights file (default: data/weights/regressor.pt)")
+    p.add_argument("--arch", default=None, choices=["resnet10", "resnet18", "resnet50"])
+    p.add_argument("--input-size", type=int, default=None, help="network input side in pixels (default 112; 224 on a GPU)")
+    p.add_argument("--pretrained", action="store_true", help="start resnet18/50 from ImageNet weights (downloaded by torchvision)")
+    p.add_argument("--pool", type=int, default=None, help="synthetic faces rendered once and trained on")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--photo-size", type=int, default=None, help="side of the photometric term's rendering (0: off)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--eval-n", type=int, default=None, help="benchmark faces measured after training (0: skip)")
+    p.add_argument("--no-cache", action="store_true", help="do not cache the rendered pool on disk")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_train_regressor)
+
+    p = sub.add_parser("eval-regressor", help="regressor vs mean face on the synthetic benchmark (and the bundled photos)")
+    p.add_argument("--weights", default=None, help="a regressor weights file (default: $FACELIB_REGRESSOR_WEIGHTS, then the bundled one)")
+    p.add_argument("-n", type=int, default=100, help="benchmark faces (seed 2020)")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--photos", action="store_true", help="also fit the two bundled photos from the regressor and from the mean face")
+    p.set_defaults(func=_eval_regressor)
 
     p = sub.add_parser("data-grids", help="grids of synthetic faces (with landmarks) and of aligned real photos")
     p.add_argument("--out", default="out", help="folder for synthetic_faces.png and aligned_photos.png")

@@ -1,0 +1,393 @@
+"""Training the coarse-stage regressor on synthetic faces with ground truth.
+
+    L = sum_g w_g ||(c_g - c_g*) / s_g||^2          supervised coefficients, per group g, in units of the
+                                                  regressor's output scales s_g (so every group is O(1))
+      + w_lm L_lm(q(c), q*)                          the predicted face's 68 landmarks, projected, against the
+                                                  true ones (visible ones only, Deng's weights)
+      + w_pix L_pix(R(c), I)                        the rendering of the prediction against the image, on the
+                                                  true skin (small weight: the photometric term is what a real
+                                                  photo offers, the supervised terms do most of the work here)
+      + w_coef L_coef(c) + w_gamma L_gamma(gamma)   the priors of :mod:`facelib.losses`
+
+How (and why so on a CPU): rendering a synthetic face costs more than a training step of a small
+ResNet (about 70 faces/s at 112 px on two cores), so a fixed **pool** of synthetic faces is
+rendered once (cached under ``facelib.config.CACHE_DIR / "regressor_pool"``, uint8) and the
+network trains several epochs over it with cheap photometric augmentation (gain, contrast,
+colour cast, blur, noise) that leaves the labels true. The photometric term renders the prediction
+at a small size (``photo_size``), since it only has to be roughly right. Adam, cosine learning
+rate, a seed, a tqdm progress bar; the run prints images/s and its time and writes the weights with
+:func:`facelib.nets.save_regressor` together with its settings and benchmark numbers.
+
+The weights that ship in ``data/weights/regressor.pt`` were made by this code on a two-core CPU
+(``python -m facelib train-regressor``; see ``data/README.md`` for the run): shipping them gives a
+fresh CPU user a good coarse start at once, where a first-use training run would cost tens of
+minutes. A GPU user retrains bigger with, e.g.,
+``python -m facelib train-regressor --arch resnet50 --input-size 224 --pool 50000 --pretrained``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from facelib import config as settings
+from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
+from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68
+from facelib.morphable.model import MorphableModel
+from facelib.nets.regressor import GROUPS, Regressor, save_regressor
+from facelib.render import Camera, FaceRenderer
+
+POOL_SPLIT = "regressor"
+"""The SyntheticFaces split of the training pool (disjoint from the benchmark split)."""
+
+
+@dataclass
+class RegressorTrainConfig:
+    """Settings of :func:`train_regressor` (the defaults made the bundled weights).
+
+    Attributes:
+        out: where the weights go.
+        arch, input_size, pretrained: the :class:`~facelib.nets.Regressor`.
+        pool: how many synthetic faces to render once (at ``input_size``) and train on.
+        steps: optimiser steps; batch: faces per step.
+        lr, weight_decay: Adam (AdamW when weight_decay > 0) with a cosine schedule and a short warm-up.
+        coef_weights: per-group weights of the supervised coefficient term (:data:`~facelib.nets.regressor.GROUPS`).
+        landmark_weight, photo_weight, prior_weight, lighting_weight: the other terms.
+        photo_size: the side the photometric term renders at (0 turns the term off).
+        level: mesh level of the synthetic faces.
+        seed: seeds the pool, the initialisation and the batch order.
+        eval_n: benchmark faces measured after training (0: skip).
+        cache: cache the rendered pool on disk (under CACHE_DIR).
+        device: where training runs (None: CUDA when available).
+    """
+
+    out: str = str(settings.DATA_DIR / "weights" / "regressor.pt")
+    arch: str = "resnet10"
+    input_size: int = 112
+    pretrained: bool = False
+    pool: int = 4000
+    steps: int = 1200
+    batch: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    coef_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 4.0, 4.0, 2.0)
+    landmark_weight: float = 100.0
+    photo_weight: float = 0.2
+    photo_size: int = 64
+    prior_weight: float = 1e-4
+    lighting_weight: float = 0.1
+    level: int = 0
+    seed: int = 0
+    eval_n: int = 100
+    cache: bool = True
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.coef_weights) != len(GROUPS):
+            raise ValueError(f"coef_weights needs one weight per group {GROUPS}, got {len(self.coef_weights)}")
+        if self.pool < self.batch or self.batch < 1 or self.steps < 1:
+            raise ValueError(f"need steps >= 1 and pool >= batch >= 1, got steps={self.steps}, pool={self.pool}, batch={self.batch}")
+        if self.photo_size and self.photo_size < 16:
+            raise ValueError(f"photo_size={self.photo_size}: use 0 (off) or at least 16")
+
+
+# ---- the pool ------------------------------------------------------------------------------------
+def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | torch.device | None = None,
+                cache: bool = True, verbose: bool = True) -> dict[str, torch.Tensor]:
+    """Renders ``n`` synthetic faces once, compactly: the training pool.
+
+    Returns (on the CPU): "image" (n, S, S, 3) uint8, "skin" (n, S, S) uint8, "landmarks" (n, 68, 2)
+    in pixels, "visible" (n, 68) bool, and each unknown of :data:`GROUPS` as (n, k) floats.
+    """
+    from tqdm.auto import tqdm
+
+    from facelib.data import SyntheticFaces
+
+    path = settings.CACHE_DIR / "regressor_pool" / f"pool-n{n}-s{size}-seed{seed}-level{level}.pt"
+    if cache and path.is_file():
+        try:
+            pool = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(pool, dict) and pool.get("image", torch.empty(0)).shape == (n, size, size, 3):
+                if verbose:
+                    print(f"regressor pool: {n} faces at {size} px from {path}")
+                return pool
+        except Exception as err:  # a truncated cache file: render again
+            print(f"regressor pool: ignoring the unreadable cache {path} ({type(err).__name__}); rendering again")
+    faces = SyntheticFaces(n=n, size=size, seed=seed, level=level, device=device, split=POOL_SPLIT)
+    start = time.perf_counter()
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in tqdm(faces.batches(64), total=math.ceil(n / 64), desc="rendering the pool", disable=not verbose):
+        part = {"image": (batch["image"] * 255).round().to(torch.uint8), "skin": (batch["skin"] > 0.5).to(torch.uint8),
+                "landmarks": batch["landmarks"], "visible": batch["landmarks_visible"] > 0.5,
+                **{k: batch[k] for k in GROUPS}}
+        for k, v in part.items():
+            parts.setdefault(k, []).append(v.cpu())
+    pool = {k: torch.cat(v) for k, v in parts.items()}
+    if verbose:
+        seconds = time.perf_counter() - start
+        print(f"regressor pool: rendered {n} faces at {size} px in {seconds:.0f} s ({n / seconds:.0f} faces/s)")
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(pool, tmp)
+        tmp.replace(path)
+    return pool
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Label-preserving photometric augmentation of (B, H, W, 3) images in [0, 1].
+
+    Per image: a gain (0.75-1.25), a contrast change, a small colour cast, sometimes a blur (a
+    resampling through 50-90 % of the size, like an aligned crop of a small photo), pixel noise.
+    Geometry is left alone: shifts, scales and flips would change the pose and shape labels.
+    """
+    b, h, w, _ = images.shape
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(images.device)
+
+    x = images.permute(0, 3, 1, 2)
+    blur = rand(b) < 0.3
+    if blur.any():
+        side = int(h * (0.5 + 0.4 * float(rand(1))))
+        soft = F.interpolate(F.interpolate(x[blur], size=(side, side), mode="bilinear", antialias=True, align_corners=False),
+                             size=(h, w), mode="bilinear", align_corners=False)
+        x = x.clone()
+        x[blur] = soft
+    gain = 0.75 + 0.5 * rand(b, 1, 1, 1)
+    cast = 1 + 0.08 * (rand(b, 3, 1, 1) * 2 - 1)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    contrast = 0.8 + 0.4 * rand(b, 1, 1, 1)
+    x = ((x - mean) * contrast + mean) * gain * cast
+    x = x + 0.02 * rand(b, 1, 1, 1) * torch.randn(x.shape, generator=generator).to(x.device)
+    return x.clamp(0, 1).permute(0, 2, 3, 1)
+
+
+# ---- losses --------------------------------------------------------------------------------------
+def project_landmarks(model: MorphableModel, params: dict[str, torch.Tensor], camera: Camera) -> torch.Tensor:
+    """(B, 68, 2) the 68 landmarks of the faces ``params`` describe, in pixels of ``camera``'s image."""
+    shape = model.shape(params["id"], params["exp"])[:, model.landmarks]
+    return camera.project(camera.transform(shape, params["angles"], params["translation"]))[..., :2]
+
+
+def regressor_losses(model: MorphableModel, predicted: dict[str, torch.Tensor], truth: dict[str, torch.Tensor],
+                     config: RegressorTrainConfig, scales: dict[str, torch.Tensor], camera: Camera,
+                     photo: tuple[FaceRenderer, torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The terms of the training loss (see the module docstring), each a scalar.
+
+    Args:
+        model: the morphable model. predicted, truth: the unknowns (dicts of :data:`GROUPS`, (B, k)).
+        config: the weights. scales: group -> (k,) the regressor's output scales.
+        camera: the camera of ``truth["landmarks"]`` ((B, 68, 2) pixels; with ``truth["visible"]`` (B, 68)).
+        photo: (renderer at photo_size, (B, s, s, 3) target images, (B, s, s) their skin) or None.
+    """
+    terms = {f"coef_{g}": ((predicted[g] - truth[g]) / scales[g]).pow(2).mean() for g in GROUPS}
+    q = project_landmarks(model, predicted, camera)
+    weights = torch.as_tensor(LANDMARK_WEIGHTS_68, device=q.device)[None] * truth["visible"].to(q.dtype)
+    terms["landmarks"] = landmark_loss(q, truth["landmarks"], weights, float(camera.image_size[0]))
+    if photo is not None:
+        renderer, target, skin = photo
+        rendering = renderer.render(model.shape(predicted["id"], predicted["exp"]), model.albedo(predicted["tex"]),
+                                    predicted["angles"], predicted["translation"], predicted["gamma"])
+        terms["photometric"] = photometric_loss(rendering.image, target, rendering.mask * skin)
+    terms["prior"] = coefficient_prior(predicted["id"], predicted["exp"], predicted["tex"])
+    terms["lighting"] = lighting_prior(predicted["gamma"])
+    w = dict(zip(GROUPS, config.coef_weights))
+    total = sum(w[g] * terms[f"coef_{g}"] for g in GROUPS) + config.landmark_weight * terms["landmarks"] \
+        + config.prior_weight * terms["prior"] + config.lighting_weight * terms["lighting"]
+    if "photometric" in terms:
+        total = total + config.photo_weight * terms["photometric"]
+    terms["total"] = total
+    return terms
+
+
+# ---- training ------------------------------------------------------------------------------------
+def train_regressor(config: RegressorTrainConfig | None = None, model: MorphableModel | None = None, verbose: bool = True
+                    ) -> Path:
+    """Trains a :class:`~facelib.nets.Regressor` on a pool of synthetic faces and saves it.
+
+    Args:
+        config: :class:`RegressorTrainConfig`.
+        model: the morphable model (default: the open model at ``config.level``).
+        verbose: progress bar and summary lines.
+
+    Returns:
+        the path of the weights file (``config.out``), written by :func:`~facelib.nets.save_regressor`
+        with the settings, steps, images seen, seconds, seed, final losses and benchmark numbers.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or RegressorTrainConfig()
+    say = print if verbose else (lambda *a, **k: None)
+    wall = time.perf_counter()
+    device = settings.get_device(config.device, verbose=verbose)
+    if model is None:
+        from facelib.morphable import load_open_model
+
+        model = load_open_model(level=config.level)
+    model = model.to(device)
+    pool = render_pool(config.pool, config.input_size, config.seed, config.level, device, config.cache, verbose)
+    render_seconds = time.perf_counter() - wall
+
+    torch.manual_seed(config.seed)
+    regressor = Regressor(model.layout, config.arch, config.input_size, config.pretrained).to(device).train()
+    scales = regressor.decode(torch.ones(1, regressor.scales.numel(), device=device))
+    scales = {k: v[0] for k, v in scales.items()}
+    decay = [p for n, p in regressor.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in regressor.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                                  lr=config.lr)
+    warmup = max(1, config.steps // 50)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup)
+                                                 * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
+    camera = Camera.deng(config.input_size)
+    photo_renderer = FaceRenderer.for_model(model, config.photo_size) if config.photo_size else None
+    generator = torch.Generator().manual_seed(config.seed)
+    order = torch.randperm(config.pool, generator=generator)
+    cursor, seen = 0, 0
+    history: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    bar = tqdm(range(config.steps), desc=f"training {config.arch} at {config.input_size} px", disable=not verbose)
+    for step in bar:
+        if cursor + config.batch > config.pool:
+            order, cursor = torch.randperm(config.pool, generator=generator), 0
+        index = order[cursor:cursor + config.batch]
+        cursor += config.batch
+        clean = pool["image"][index].to(device, torch.float32) / 255
+        truth = {k: pool[k][index].to(device) for k in (*GROUPS, "landmarks", "visible")}
+        photo = None
+        if photo_renderer is not None:
+            small = F.interpolate(clean.permute(0, 3, 1, 2), size=config.photo_size, mode="bilinear", antialias=True,
+                                  align_corners=False).permute(0, 2, 3, 1)
+            skin = F.interpolate(pool["skin"][index].to(device, torch.float32)[:, None], size=config.photo_size, mode="area")[:, 0]
+            photo = (photo_renderer, small, (skin > 0.5).to(small.dtype))
+        predicted = regressor(augment(clean, generator))
+        terms = regressor_losses(model, predicted, truth, config, scales, camera, photo)
+        if not torch.isfinite(terms["total"]):
+            raise FloatingPointError(f"training diverged at step {step} (loss {terms['total'].item()}): lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(regressor.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+        seen += config.batch
+        for k, v in terms.items():
+            history.setdefault(k, []).append(float(v.detach()))
+        if step % 20 == 0 or step == config.steps - 1:
+            bar.set_postfix(loss=f"{history['total'][-1]:.3f}", lm=f"{history['landmarks'][-1]:.4f}",
+                            img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    train_seconds = time.perf_counter() - start
+    say(f"trained {config.steps} steps ({seen:,} images, {seen / config.pool:.1f} epochs of the pool) in {train_seconds / 60:.1f} min: "
+        f"{seen / train_seconds:.0f} images/s")
+    regressor.eval()
+    tail = max(1, config.steps // 20)
+    final = {k: round(sum(v[-tail:]) / tail, 6) for k, v in history.items()}
+    metrics: dict[str, Any] = {"final_losses": final}
+    if config.eval_n:
+        metrics["benchmark"] = evaluate_regressor(regressor, n=config.eval_n, device=device, verbose=verbose)
+    path = save_regressor(config.out, regressor, steps=config.steps, images_seen=seen, seconds=round(train_seconds, 1),
+                          pool_seconds=round(render_seconds, 1), wall_seconds=round(time.perf_counter() - wall, 1),
+                          seed=config.seed, config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+                          metrics=metrics, torch=torch.__version__, device=str(device))
+    say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - wall) / 60:.1f} min in all")
+    return path
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_regressor(regressor: Regressor, n: int = 100, size: int = 224, seed: int | None = None,
+                       device: str | torch.device | None = None, batch: int = 25, verbose: bool = True) -> dict[str, Any]:
+    """The regressor against the mean-face start (zero head) on the synthetic benchmark.
+
+    Faces of :func:`facelib.data.benchmark` (seed 2020 by default, level 0), rendered at ``size``
+    and resized by the regressor. Landmark error: mean distance of the visible landmarks, in pixels
+    of a 224-px image; angle error: mean absolute error over pitch, yaw and roll, in degrees (and of
+    the yaw alone).
+
+    Returns:
+        {"n", "seed", "size", "regressor": {"landmark_px", "angle_deg", "yaw_deg"}, "mean_face": {...}}.
+    """
+    from facelib.data import BENCHMARK_SEED, benchmark
+
+    seed = BENCHMARK_SEED if seed is None else seed
+    faces = benchmark(seed=seed, n=n, size=size, level=0, device=device or "cpu")
+    model = faces.model
+    regressor = regressor.to(faces.device).eval()
+    camera = faces.renderer.camera
+    sums = {name: {"landmark_px": 0.0, "angle_deg": 0.0, "yaw_deg": 0.0} for name in ("regressor", "mean_face")}
+    visible_total = 0.0
+    for items in faces.batches(batch):
+        predicted = regressor(items["image"])
+        zero = {k: torch.zeros_like(v) for k, v in predicted.items()}
+        visible = items["landmarks_visible"]
+        visible_total += float(visible.sum())
+        for name, params in (("regressor", predicted), ("mean_face", zero)):
+            q = project_landmarks(model, params, camera)
+            distance = (q - items["landmarks"]).norm(dim=-1) * (224.0 / size)
+            sums[name]["landmark_px"] += float((distance * visible).sum())
+            error = (params["angles"] - items["angles"]).abs() * 180 / math.pi
+            sums[name]["angle_deg"] += float(error.mean(1).sum())
+            sums[name]["yaw_deg"] += float(error[:, 1].sum())
+    out: dict[str, Any] = {"n": n, "seed": seed, "size": size}
+    for name, s in sums.items():
+        out[name] = {"landmark_px": round(s["landmark_px"] / visible_total, 3), "angle_deg": round(s["angle_deg"] / n, 3),
+                     "yaw_deg": round(s["yaw_deg"] / n, 3)}
+    if verbose:
+        print(f"benchmark (seed {seed}, {n} faces at {size} px): landmark error {out['regressor']['landmark_px']:.2f} px "
+              f"(mean face {out['mean_face']['landmark_px']:.2f}), angle error {out['regressor']['angle_deg']:.2f} deg "
+              f"(mean face {out['mean_face']['angle_deg']:.2f}), yaw {out['regressor']['yaw_deg']:.2f} deg "
+              f"(mean face {out['mean_face']['yaw_deg']:.2f})")
+    return out
+
+
+def evaluate_photos(regressor: Regressor, size: int = 128, steps: int = 100, verbose: bool = True) -> dict[str, Any]:
+    """Fits the two bundled photos from the regressor's prediction and from the mean face.
+
+    Each photo is aligned (:func:`facelib.data.align_face`, ``size`` px, as the reconstruct
+    pipeline does in fast mode) and fitted with :func:`facelib.fit.fit` (``steps`` steps, five
+    MTCNN landmarks, default :class:`~facelib.fit.FitConfig`). Reported per photo and start: the
+    five-point error of the start and of the fit in pixels (at ``size``), and the fit's final
+    landmark and photometric losses.
+
+    Returns:
+        {photo name: {"regressor": {...}, "mean_face": {...}}}.
+    """
+    from facelib.data import PHOTOS, align_face
+    from facelib.fit import FitConfig, fit, initial_params
+    from facelib.morphable import load_open_model
+    from facelib.morphable.landmarks import five_from_68
+
+    model = load_open_model(level=0)
+    renderer = FaceRenderer.for_model(model, size)
+    regressor = regressor.cpu().eval()
+    out: dict[str, Any] = {}
+    for name, path in PHOTOS.items():
+        aligned = align_face(path, size=size)
+        crop, points = aligned.image[None], aligned.points[None]
+        with torch.no_grad():
+            starts = {"regressor": regressor(crop), "mean_face": initial_params(model, 1)}
+        out[name] = {}
+        for start_name, start in starts.items():
+            with torch.no_grad():
+                q0 = five_from_68(project_landmarks(model, start, renderer.camera))
+            result = fit(model, crop, points, renderer, config=FitConfig(steps=steps, frames=0), init=start)
+            q1 = five_from_68(result.rendering.landmarks)
+            out[name][start_name] = {
+                "start_5pt_px": round(float((q0 - points).norm(dim=-1).mean()), 3),
+                "fit_5pt_px": round(float((q1 - points).norm(dim=-1).mean()), 3),
+                "final_landmark_loss": round(result.history["landmarks"][-1], 7),
+                "final_photometric": round(result.history["photometric"][-1], 5),
+            }
+        if verbose:
+            r, m = out[name]["regressor"], out[name]["mean_face"]
+            print(f"{name} ({size} px, {steps} fit steps): 5-point error at the start {r['start_5pt_px']:.2f} px from the regressor "
+                  f"vs {m['start_5pt_px']:.2f} from the mean face; after the fit {r['fit_5pt_px']:.2f} vs {m['fit_5pt_px']:.2f} px, "
+                  f"landmark loss {r['final_landmark_loss']:.2e} vs {m['final_landmark_loss']:.2e}, "
+                  f"photometric {r['final_photometric']:.4f} vs {m['final_photometric']:.4f}")
+    return out
