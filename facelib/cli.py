@@ -33,7 +33,7 @@ def _faces(args: argparse.Namespace) -> int:
 
 def _reconstruct(args: argparse.Namespace) -> int:
     from facelib.data import ImageError
-    from facelib.nets import FaceNetWeightsError
+    from facelib.nets import FaceNetWeightsError, RegressorWeightsError
     from facelib.reconstruct import ReconstructConfig, reconstruct
     from facelib.refine import RefineConfig, TextureWeightsError
 
@@ -41,13 +41,14 @@ def _reconstruct(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
         if args.steps is not None:
             overrides["refine"] = RefineConfig(steps=args.steps)
-        config = ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device, **overrides)
+        config = ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device,
+                                   regressor_weights=args.regressor_weights, use_regressor=not args.no_regressor, **overrides)
     except ValueError as err:  # option values out of range
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         reconstruct(args.photo, args.out, config)
-    except (ImageError, TextureWeightsError, FaceNetWeightsError) as err:
+    except (ImageError, TextureWeightsError, FaceNetWeightsError, RegressorWeightsError) as err:
         # Bad input is the user's to fix: say what is wrong, without a traceback. (NoFaceError is an ImageError.)
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--steps", type=int, default=None, help="texture refinement steps (fast 100, full 300)")
         p.add_argument("--gcn-weights", default=None, help="dataset-trained TextureGCN weights (default: optimise on the photo)")
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")
+        p.add_argument("--regressor-weights", default=None, help="regressor weights (default: the bundled data/weights/regressor.pt)")
+        p.add_argument("--no-regressor", action="store_true", help="start the fit from the mean face, not the regressor's prediction")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
 
     p = sub.add_parser("reconstruct", help="reconstruct the face of a photo: meshes, overlay, 3D viewer, summary")

@@ -10,8 +10,11 @@ Coefficients do not depend on the mesh level (a subdivided model carries its bas
 fit runs on the level-0 mesh, which renders the same surface four times cheaper, and the albedo is
 refined and exported on the level-``config.level`` mesh.
 
-A regressor (the paper's stage 1) plugs in through ``init``: a dict of start values for the fit,
-or a callable that maps the aligned crop (1, S, S, 3) to one.
+The fit starts from the regressor's prediction (the paper's stage 1, :class:`~facelib.nets.Regressor`)
+when its weights load: the bundled ``data/weights/regressor.pt``, ``FACELIB_REGRESSOR_WEIGHTS`` or
+``config.regressor_weights``. Without weights it starts from the mean face and says so; with
+``use_regressor=False`` it starts from the mean face on purpose. ``init`` overrides both: a dict of
+start values for the fit, or a callable that maps the aligned crop (1, S, S, 3) to one.
 
 The open face model has no UV coordinates, so there is no texture map: colours live on the
 vertices (OBJ ``v x y z r g b`` and PLY red/green/blue), as the paper's GCNs produce them.
@@ -59,6 +62,9 @@ class ReconstructConfig:
         refit_steps: steps of the refit with M_face, from the first fit (fast 60, full 150).
         refine: :class:`~facelib.refine.RefineConfig` of the texture refinement.
         gcn_weights: dataset-trained TextureGCN weights; when present they replace per-image optimisation.
+        regressor_weights: a regressor weights file (default: ``FACELIB_REGRESSOR_WEIGHTS``, then the
+            bundled ``data/weights/regressor.pt``).
+        use_regressor: start the fit from the regressor's prediction (False: from the mean face).
         facenet_weights: a local FaceNet weights file (see :class:`~facelib.nets.IdentityEncoder`).
         download_facenet: fetch FaceNet's weights when none are found locally (off in fast mode, as
             in the notebooks; offline an untrained network stands in, announced).
@@ -72,6 +78,8 @@ class ReconstructConfig:
     refit_steps: int = field(default_factory=lambda: int(settings.pick(60, 150)))
     refine: RefineConfig = field(default_factory=RefineConfig)
     gcn_weights: str | Path | None = None
+    regressor_weights: str | Path | None = None
+    use_regressor: bool = True
     facenet_weights: str | Path | None = None
     download_facenet: bool = field(default_factory=lambda: not settings.FAST)
     overlay_max_side: int = 768
@@ -269,6 +277,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         facelib.data.ImageError: the photo is missing, unreadable or too small.
         facelib.data.NoFaceError: no face was found in it.
         facelib.refine.TextureWeightsError: ``config.gcn_weights`` cannot be used.
+        facelib.nets.RegressorWeightsError: regressor weights were given (or found) but cannot be used.
     """
     from facelib.nets import IdentityEncoder
 
@@ -296,11 +305,28 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     hierarchy = texture_hierarchy(base, config.level)
     coarse, model = base.to(device), base.subdivided(config.level).to(device)
     encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
+    regressor, init_label = None, "given (callable)" if callable(init) else ("given" if init else "mean face")
+    if init is None and config.use_regressor:
+        from facelib.nets.regressor import default_weights_path, find_regressor_weights, load_regressor
+
+        path = find_regressor_weights(config.regressor_weights)
+        if path is None:  # nothing configured and nothing bundled: say so, then go on from the mean face
+            say(f"  note: no regressor weights (none at {default_weights_path()}): the fit starts from the mean face; "
+                "train them with `python -m facelib train-regressor` or pass --regressor-weights PATH")
+            init_label = "mean face (no regressor weights found)"
+        else:
+            regressor = load_regressor(path, device, layout=coarse.layout, verbose=False)
+            init_label = f"regressor ({regressor.arch}, {regressor.input_size} px, {path})"
     lap("model + networks")
 
     crop = aligned.image[None].to(device)
     points = aligned.points[None].to(device)
-    start = init(crop) if callable(init) else init
+    if regressor is not None:
+        with torch.no_grad():
+            start = regressor(crop)
+        lap("regress")
+    else:
+        start = init(crop) if callable(init) else init
     renderer0 = FaceRenderer.for_model(coarse, config.size)
     first, second, m_face = fit_with_skin_mask(coarse, crop, points, renderer0, config.fit_steps, config.refit_steps, start)
     fitted = second or first
@@ -340,7 +366,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         "detection": {"box": _floats(det.box), "score": round(det.score, 4), "points": [_floats(p) for p in det.points]},
         "mode": "fast" if settings.FAST else "full", "device": str(device),
         "crop_size": config.size, "mesh": {"level": config.level, "vertices": model.num_vertices, "triangles": int(model.triangles.shape[0])},
-        "init": "given (callable)" if callable(init) else ("given" if init else "mean face"),
+        "init": init_label,
         "fit": {"steps": [config.fit_steps, config.refit_steps],
                 "final": {k: round(v[-1], 6) for k, v in fitted.history.items() if v},
                 "skin_mask_share": round(float(m_face.mean()), 4)},

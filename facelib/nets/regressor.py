@@ -210,6 +210,7 @@ def save_regressor(path: str | Path, regressor: Regressor, **meta: Any) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: _plain(v) for k, v in meta.items()}
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()) for k, v in regressor.state_dict().items()}
     payload = {"format": WEIGHTS_FORMAT, "arch": regressor.arch, "input_size": regressor.input_size,
                "layout": regressor.layout, "state_dict": state, **meta}
@@ -220,6 +221,27 @@ def save_regressor(path: str | Path, regressor: Regressor, **meta: Any) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as plain Python values, so that ``torch.load(weights_only=True)`` reads it back.
+
+    (``torch.__version__`` is a ``TorchVersion``, a str subclass that weights_only refuses; paths
+    and tuples become strings and lists.)
+    """
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return str(value)
 
 
 def read_regressor_file(path: str | Path) -> dict[str, Any]:
@@ -234,8 +256,10 @@ def read_regressor_file(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, pickle refused by weights_only, not a torch file
-        raise RegressorWeightsError(f"cannot read regressor weights from {path} ({type(err).__name__}: {err}); is the file "
-                                    f"complete? {_instructions()}") from err
+        # torch's own message is long and suggests weights_only=False, which a downloaded file must never get.
+        first = str(err).strip().splitlines()[0].split(". ")[0][:120] if str(err).strip() else ""
+        raise RegressorWeightsError(f"cannot read regressor weights from {path} ({type(err).__name__}: {first}); is it a complete "
+                                    f"file written by save_regressor? {_instructions()}") from err
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise RegressorWeightsError(f"{path} is not a facelib regressor weights file (format {found!r}, expected "
@@ -244,6 +268,21 @@ def read_regressor_file(path: str | Path) -> dict[str, Any]:
     if missing:
         raise RegressorWeightsError(f"{path} lacks the entries {missing}; {_instructions()}")
     return payload
+
+
+def find_regressor_weights(weights: str | Path | None = None) -> Path | None:
+    """The weights file :func:`load_regressor` would read, or None when none is configured and none is bundled.
+
+    An explicit ``weights`` or ``FACELIB_REGRESSOR_WEIGHTS`` is returned as it is (a missing file is
+    then an error for :func:`load_regressor` to report, not a reason to fall back); the bundled file
+    only when it exists.
+    """
+    if weights is not None:
+        return Path(weights)
+    if os.environ.get(REGRESSOR_WEIGHTS_ENV):
+        return Path(os.environ[REGRESSOR_WEIGHTS_ENV])
+    bundled = default_weights_path()
+    return bundled if bundled.is_file() else None
 
 
 def load_regressor(weights: str | Path | None = None, device: str | torch.device | None = None, allow_untrained: bool = False,
@@ -264,15 +303,14 @@ def load_regressor(weights: str | Path | None = None, device: str | torch.device
             read, was made for another layout, or lacks some of the network's weights.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
-    if weights is not None:
-        path = Path(weights)
-    elif os.environ.get(REGRESSOR_WEIGHTS_ENV):
-        path = Path(os.environ[REGRESSOR_WEIGHTS_ENV])
-        if not path.is_file():
-            raise RegressorWeightsError(f"{REGRESSOR_WEIGHTS_ENV}={path} is not a file; {_instructions()}")
-    else:
+    path = find_regressor_weights(weights)
+    if weights is None and os.environ.get(REGRESSOR_WEIGHTS_ENV) and not path.is_file():
+        raise RegressorWeightsError(f"{REGRESSOR_WEIGHTS_ENV}={path} is not a file; {_instructions()}")
+    if path is None:
+        if not allow_untrained:
+            raise RegressorWeightsError(f"no regressor weights found (none given, {REGRESSOR_WEIGHTS_ENV} unset, no bundled file at "
+                                        f"{default_weights_path()}); {_instructions()}")
         path = default_weights_path()
-    if not path.is_file() and weights is None and allow_untrained:
         from types import SimpleNamespace
 
         base = layout or SimpleNamespace(n_id=80, n_exp=64, n_tex=80)

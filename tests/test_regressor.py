@@ -1,0 +1,196 @@
+"""The coarse-stage regressor: zero head, inputs, weights files, training, the shipped weights, reconstruct's use of it."""
+
+import pytest
+import torch
+
+from facelib import config as settings
+from facelib.fit import initial_params
+from facelib.nets import Regressor, RegressorWeightsError, load_regressor, save_regressor
+from facelib.nets.regressor import GROUPS, REGRESSOR_WEIGHTS_ENV, WEIGHTS_FORMAT, default_weights_path
+from facelib.train.regressor import (RegressorTrainConfig, augment, evaluate_regressor, regressor_losses, render_pool,
+                                     train_regressor)
+from facelib.render import Camera
+
+
+@pytest.fixture(autouse=True)
+def no_weights_env(monkeypatch):
+    monkeypatch.delenv(REGRESSOR_WEIGHTS_ENV, raising=False)
+
+
+@pytest.fixture(scope="module")
+def small(open_model):
+    torch.manual_seed(0)
+    return Regressor(open_model.layout, "resnet10", input_size=32).eval()
+
+
+def test_zero_head_predicts_exactly_the_mean_face_start(open_model, small):
+    images = torch.rand(2, 40, 40, 3)
+    with torch.no_grad():
+        params, feature = small(images, return_features=True)
+    expected = initial_params(open_model, 2)
+    assert list(params) == list(GROUPS) == list(expected)
+    for name in GROUPS:
+        assert params[name].shape == expected[name].shape
+        assert torch.equal(params[name], expected[name]), name
+    assert feature.shape == (2, small.feature_dim) == (2, 512)
+    assert torch.equal(small.features(images), feature) and feature.abs().sum() > 0
+
+
+def test_output_scales_put_every_group_in_its_units(open_model, small):
+    z = torch.ones(1, small.scales.numel())
+    decoded = small.decode(z)
+    assert decoded["angles"][0, 1] == pytest.approx(0.6) and decoded["translation"][0, 2] == pytest.approx(0.35)
+    assert {k: v.shape[1] for k, v in decoded.items()} == {"id": 80, "exp": 64, "tex": 80, "angles": 3, "translation": 3, "gamma": 27}
+
+
+@pytest.mark.parametrize("images, message", [
+    (torch.rand(1, 3, 64, 64), "channels last"),
+    (torch.rand(64, 64, 3), r"\(B, H, W, 3\)"),
+    ((torch.rand(1, 64, 64, 3) * 255).to(torch.uint8), "float in \\[0, 1\\]"),
+    (torch.rand(1, 64, 64, 3) * 255, "values in \\[0, 1\\]"),
+    (torch.rand(1, 8, 8, 3), "too small"),
+])
+def test_inputs_are_checked(small, images, message):
+    with pytest.raises(ValueError, match=message):
+        small(images)
+
+
+def test_unknown_arch_and_tiny_input_size_are_refused(open_model):
+    with pytest.raises(ValueError, match="arch must be one of"):
+        Regressor(open_model.layout, "vgg16")
+    with pytest.raises(ValueError, match="input_size"):
+        Regressor(open_model.layout, input_size=16)
+
+
+def _trained_looking(open_model) -> Regressor:
+    torch.manual_seed(1)
+    net = Regressor(open_model.layout, input_size=32).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.01)
+    return net
+
+
+def test_save_load_round_trip_in_fp16_with_weights_only(open_model, tmp_path, capsys):
+    net = _trained_looking(open_model)
+    path = save_regressor(tmp_path / "sub" / "r.pt", net, steps=3, seed=7, metrics={"x": 1.5})
+    assert not list(path.parent.glob("*.tmp"))  # written through a temporary file
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == WEIGHTS_FORMAT and payload["arch"] == "resnet10" and payload["input_size"] == 32
+    assert payload["layout"] == {"n_id": 80, "n_exp": 64, "n_tex": 80} and payload["steps"] == 3
+    assert payload["state_dict"]["head.weight"].dtype == torch.float16
+    loaded = load_regressor(path, layout=open_model.layout)
+    assert "resnet10 at 32 px" in capsys.readouterr().out and not loaded.training
+    assert loaded.meta["seed"] == 7 and loaded.meta["metrics"] == {"x": 1.5}
+    images = torch.rand(2, 48, 48, 3)
+    with torch.no_grad():
+        a, b = net(images), loaded(images)
+    for name in GROUPS:
+        torch.testing.assert_close(a[name], b[name], atol=2e-3, rtol=2e-2)
+
+
+def test_weights_files_are_refused_with_what_to_do(open_model, tmp_path):
+    net = _trained_looking(open_model)
+    with pytest.raises(RegressorWeightsError, match="no such file.*train-regressor"):
+        load_regressor(tmp_path / "absent.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RegressorWeightsError, match="cannot read.*FACELIB_REGRESSOR_WEIGHTS"):
+        load_regressor(tmp_path / "junk.pt")
+    torch.save(net.state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(RegressorWeightsError, match="not a facelib regressor weights file"):
+        load_regressor(tmp_path / "bare.pt")
+    path = save_regressor(tmp_path / "r.pt", net)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: v for k, v in payload["state_dict"].items() if not k.startswith("head.")}
+    torch.save(payload, tmp_path / "headless.pt")
+    with pytest.raises(RegressorWeightsError, match="lacks 2 of the .* weights.*head"):
+        load_regressor(tmp_path / "headless.pt")
+    with pytest.raises(RegressorWeightsError, match="coefficient layout"):
+        load_regressor(path, layout=type("Layout", (), {"n_id": 40, "n_exp": 64, "n_tex": 80})())
+
+
+def test_weights_are_found_by_env_then_bundled_else_announced(open_model, tmp_path, monkeypatch, capsys):
+    path = save_regressor(tmp_path / "env.pt", _trained_looking(open_model))
+    monkeypatch.setenv(REGRESSOR_WEIGHTS_ENV, str(path))
+    assert load_regressor(verbose=False).source == f"trained weights from {path}"
+    monkeypatch.setenv(REGRESSOR_WEIGHTS_ENV, str(tmp_path / "missing.pt"))
+    with pytest.raises(RegressorWeightsError, match="is not a file"):
+        load_regressor()
+    monkeypatch.delenv(REGRESSOR_WEIGHTS_ENV)
+    monkeypatch.setattr(settings, "DATA_DIR", tmp_path / "empty")
+    assert default_weights_path() == tmp_path / "empty" / "weights" / "regressor.pt"
+    with pytest.raises(RegressorWeightsError, match="no regressor weights found"):
+        load_regressor()
+    capsys.readouterr()
+    untrained = load_regressor(allow_untrained=True)
+    assert "untrained regressor" in capsys.readouterr().out and "UNTRAINED" in untrained.source
+    assert all(v.abs().sum() == 0 for v in untrained(torch.rand(1, 64, 64, 3)).values())
+
+
+def test_a_few_training_steps_lower_the_loss(open_model):
+    pool = render_pool(8, 48, seed=5, cache=False, verbose=False)
+    config = RegressorTrainConfig(pool=8, batch=8, steps=10, photo_size=24, eval_n=0)
+    torch.manual_seed(0)
+    net = Regressor(open_model.layout, input_size=48).train()
+    scales = {k: v[0] for k, v in net.decode(torch.ones(1, net.scales.numel())).items()}
+    truth = {k: pool[k] for k in (*GROUPS, "landmarks", "visible")}
+    images = pool["image"].float() / 255
+    from facelib.render import FaceRenderer
+
+    photo = (FaceRenderer.for_model(open_model, 24), torch.nn.functional.interpolate(images.permute(0, 3, 1, 2), size=24).permute(0, 2, 3, 1),
+             torch.ones(8, 24, 24))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(10):
+        terms = regressor_losses(open_model, net(images), truth, config, scales, Camera.deng(48), photo)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        losses.append(float(terms["total"]))
+    assert {"coef_id", "coef_angles", "landmarks", "photometric", "prior", "lighting"} <= set(terms)
+    assert losses[-1] < 0.7 * losses[0], losses
+    augmented = augment(images, torch.Generator().manual_seed(0))
+    assert augmented.shape == images.shape and 0 <= augmented.min() and augmented.max() <= 1 and not torch.equal(augmented, images)
+
+
+def test_train_regressor_writes_a_loadable_file_with_its_run(open_model, tmp_path):
+    config = RegressorTrainConfig(out=str(tmp_path / "r.pt"), input_size=32, pool=8, batch=4, steps=2, photo_size=0, eval_n=0,
+                                  cache=False, device="cpu")
+    path = train_regressor(config, model=open_model, verbose=False)
+    loaded = load_regressor(path, verbose=False)
+    assert loaded.meta["steps"] == 2 and loaded.meta["images_seen"] == 8 and loaded.meta["seed"] == 0
+    assert loaded.meta["config"]["pool"] == 8 and "final_losses" in loaded.meta["metrics"]
+
+
+def test_the_shipped_weights_beat_the_mean_face_on_benchmark_faces():
+    """data/weights/regressor.pt is committed; on benchmark faces it must place landmarks and pose better than the mean face."""
+    assert default_weights_path().is_file(), "data/weights/regressor.pt is missing: it ships with the repository"
+    regressor = load_regressor(default_weights_path(), verbose=False)
+    assert regressor.meta["format"] == WEIGHTS_FORMAT and regressor.meta["images_seen"] > 10_000
+    result = evaluate_regressor(regressor, n=8, size=224, device="cpu", batch=8, verbose=False)
+    ours, mean_face = result["regressor"], result["mean_face"]
+    assert ours["landmark_px"] < 0.6 * mean_face["landmark_px"], result
+    assert ours["angle_deg"] < 0.6 * mean_face["angle_deg"], result
+
+
+def test_reconstruct_starts_from_the_regressor_or_says_why_not(tmp_path, monkeypatch, capsys):
+    from facelib.data import PHOTOS
+    from facelib.refine import RefineConfig
+    from facelib.reconstruct import ReconstructConfig, reconstruct
+
+    config = dict(size=96, fit_steps=4, refit_steps=0, refine=RefineConfig(steps=1))
+    result = reconstruct(PHOTOS["astronaut"], tmp_path / "a", ReconstructConfig(**config), verbose=False)
+    assert result.summary["init"].startswith("regressor (resnet10, 112 px") and "regress" in result.timings
+    monkeypatch.setattr(settings, "DATA_DIR", tmp_path / "empty")
+    result = reconstruct(PHOTOS["astronaut"], tmp_path / "b", ReconstructConfig(**config))
+    assert "no regressor weights" in capsys.readouterr().out
+    assert result.summary["init"] == "mean face (no regressor weights found)"
+
+
+def test_cli_refuses_a_broken_regressor_file(tmp_path, capsys):
+    from facelib.cli import main
+    from facelib.data import PHOTOS
+
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["reconstruct", str(PHOTOS["astronaut"]), "--out", str(tmp_path / "out"), "--size", "96",
+                 "--regressor-weights", str(tmp_path / "junk.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read regressor weights") and "--no-regressor" in err and "Traceback" not in err
