@@ -141,3 +141,73 @@ def bench_synthetic(batches: tuple[int, ...] = (16,), size: int = 224, device: s
         print(row)
     return rows
 
+
+
+PROXY_H200 = ({"batch": 4, "precision": "fp32", "images_per_s": 25}, {"batch": 16, "precision": "fp32", "images_per_s": 47},
+              {"batch": 16, "precision": "bf16", "images_per_s": 71}, {"batch": 64, "precision": "bf16", "images_per_s": 181, "peak_GiB": 4.4})
+"""DESIGN.md section 7: a naive proxy of one GCN-stage training step (5 critic steps, 35.7k vertices, 224 px) on an H200.
+On 2 CPU cores it took about 2 s per step at batch 2. facelib's aim: at least 500 img/s at batch 64 bf16 on an H200."""
+
+
+def _peak_memory(dev: torch.device) -> tuple[str, float]:
+    if dev.type == "cuda":
+        return "cuda_max_allocated_GiB", round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+    import resource
+
+    # ru_maxrss is in KiB on Linux: the whole process's peak since it started (model, data and all).
+    return "process_maxrss_GiB", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+
+
+def bench_train(batches: tuple[int, ...] = (4,), level: int = 0, size: int = 224, device: str | None = None, gcn: str = "paper",
+                amp: bool = False, compile: bool = False, critic_steps: int = 5, coarse: str = "regressor", steps: int = 5,
+                warmup: int = 2, identity: bool = True) -> list[dict]:
+    """Images/s and peak memory of whole GCN-stage training steps (:meth:`facelib.train.Trainer.train_step`).
+
+    A timed step is what training does per step: the frozen regressor (or the truth) and FaceNet on
+    the batch, the coarse render and T_p, the GCN forward, the render of T', ``critic_steps`` critic
+    updates with the gradient penalty, FaceNet on R' (L_id), L_adv and the GCN's backward and update,
+    with s1 = 1 (every term on). The batches are rendered before timing (two, alternating): the
+    synthetic renderer's own speed is ``bench synthetic``'s business. Untrained regressor and FaceNet
+    weights are used where no trained ones are found (announced): the cost is the same.
+    """
+    import tempfile
+
+    from facelib.train import TrainConfig, Trainer
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    rows = []
+    for b in batches:
+        with tempfile.TemporaryDirectory() as out:
+            config = TrainConfig(out=out, steps=2, ramp=1, batch=b, size=size, level=level, gcn=gcn, coarse=coarse,
+                                 allow_untrained_regressor=True, allow_untrained_facenet=True, identity="on" if identity else "off",
+                                 adversarial=critic_steps > 0, critic_steps=critic_steps, amp="bf16" if amp else "off", compile=compile,
+                                 device=str(dev), checkpoint_every=0, progress=False, tensorboard=False, synthetic_n=max(1000, 2 * b))
+            trainer = Trainer(config)
+            pool = [trainer.batch(s) for s in range(2)]
+
+            def step(k: int, trainer=trainer, pool=pool) -> None:
+                trainer.train_step(1 + k, pool[k % 2])  # step >= ramp: s1 = 1, all terms on
+
+            for k in range(warmup):
+                step(k)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
+            start = time.perf_counter()
+            for k in range(steps):
+                step(warmup + k)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds = (time.perf_counter() - start) / steps
+            memory_key, memory = _peak_memory(dev)
+            row = {"device": name, "gcn": gcn, "batch": b, "level": level, "vertices": trainer.model.num_vertices, "size": size,
+                   "amp": "bf16" if amp else "fp32", "compile": compile, "critic_steps": critic_steps, "coarse": coarse,
+                   "identity": identity, "s_per_step": round(seconds, 3), "images_per_s": round(b / seconds, 2), memory_key: memory}
+            rows.append(row)
+            print(row)
+    print("for reference, DESIGN.md section 7's naive proxy on an H200 (5 critic steps, 35.7k vertices, 224 px):")
+    for proxy in PROXY_H200:
+        print("  ", proxy)
+    print("   on 2 CPU cores: about 2 s per step at batch 2; facelib's aim: >= 500 img/s at batch 64 bf16 on an H200")
+    return rows

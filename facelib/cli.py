@@ -91,13 +91,35 @@ def _eval_regressor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from facelib.bench import bench_gcn, bench_render, bench_synthetic
+def _train(args: argparse.Namespace) -> int:
+    from facelib.train.checkpoint import CheckpointError
+    from facelib.train.trainer import TrainingDiverged, config_from_args, run_training
 
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as err:  # unknown settings, values out of range, a missing config file
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        run_training(config, resume=args.resume)
+    except (CheckpointError, TrainingDiverged) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from facelib.bench import bench_gcn, bench_render, bench_synthetic, bench_train
+
+    if args.what == "train":
+        bench_train(tuple(args.batch or [4]), 0 if args.level is None else args.level, args.size, args.device,
+                    args.config or "paper", args.amp, args.compile,
+                    args.critic_steps, args.coarse, args.steps, identity=args.identity)
+        return 0
     if args.what == "render":
         bench_render(tuple(args.batch or [1, 16]), args.size, args.device, args.pytorch3d_max_batch)
     elif args.what == "gcn":
-        bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config, args.mesh)
+        bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config or "official", args.mesh)
     elif args.what == "synthetic":
         bench_synthetic(tuple(args.batch or [16]), args.size, args.device, args.level)
     return 0
@@ -205,17 +227,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.set_defaults(func=_data_grids)
 
+    p = sub.add_parser("train", help="train the GCN texture stage (Lin et al.); torchrun --nproc_per_node=N for data parallelism")
+    p.add_argument("--config", default=None, help="a YAML file of settings (see configs/); flags override it")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder (--out)")
+    from facelib.train.trainer import add_config_arguments
+
+    add_config_arguments(p)
+    p.set_defaults(func=_train)
+
     p = sub.add_parser("bench", help="benchmarks (speed targets live here)")
-    p.add_argument("what", choices=["render", "gcn", "synthetic"])
+    p.add_argument("what", choices=["render", "gcn", "synthetic", "train"])
     p.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (render: 1 16; gcn: 4 16; synthetic: 16)")
     p.add_argument("--level", type=int, default=None, help="synthetic: mesh level (default: 1, fast mode 0)")
-    p.add_argument("--config", default="official", choices=["official", "paper", "official-wide"], help="gcn: TextureGCN configuration")
+    p.add_argument("--config", default=None, choices=["official", "paper", "official-wide", "small"],
+                   help="gcn, train: TextureGCN configuration (gcn: official; train: paper)")
     p.add_argument("--mesh", default="grid", choices=["grid", "open"],
                    help="gcn: the 35,721-vertex grid, or the open face model subdivided twice (49,368 vertices)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default=None)
     p.add_argument("--pytorch3d-max-batch", type=int, default=None,
                    help="skip PyTorch3D above this batch (on a CPU it takes minutes at batch 16)")
+    p.add_argument("--amp", action="store_true", help="train: bf16 autocast (CUDA)")
+    p.add_argument("--compile", action="store_true", help="train: torch.compile the GCN and the critic")
+    p.add_argument("--critic-steps", type=int, default=5, help="train: critic updates per generator step (official 5)")
+    p.add_argument("--coarse", default="regressor", choices=["regressor", "truth"], help="train: the coarse stage")
+    p.add_argument("--steps", type=int, default=5, help="train: timed steps (after 2 warm-up steps)")
+    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True, help="train: L_id (FaceNet on R')")
     p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)

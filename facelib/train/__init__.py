@@ -1,5 +1,19 @@
-"""Training: the coarse-stage regressor on synthetic faces (and the GCN stage's trainer)."""
+"""Training: the coarse-stage regressor on synthetic faces, and the GCN texture stage's trainer.
 
+* :mod:`facelib.train.regressor`: the regressor (coefficients from an image) on synthetic faces.
+* :mod:`facelib.train.trainer`: :class:`Trainer` and :class:`TrainConfig`, Lin et al.'s GCN stage
+  (frozen coarse stage and FaceNet, TextureGCN, renderer, WGAN-GP critic, the loss schedule).
+* :mod:`facelib.train.checkpoint`: atomic checkpoints, the last k kept, safe loading.
+* :mod:`facelib.train.records`: the CSV log, TensorBoard, the in-memory history.
+* :mod:`facelib.train.distributed`: ``torchrun`` data parallelism with DistributedDataParallel.
+"""
+
+from facelib.train.checkpoint import CHECKPOINT_FORMAT, CheckpointError, CheckpointManager, atomic_save, load_checkpoint
+from facelib.train.distributed import DistContext, init_distributed
+from facelib.train.records import Records, read_log
 from facelib.train.regressor import RegressorTrainConfig, evaluate_regressor, render_pool, train_regressor
+from facelib.train.trainer import StepSampler, TrainConfig, Trainer, TrainingDiverged
 
-__all__ = ["RegressorTrainConfig", "evaluate_regressor", "render_pool", "train_regressor"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointManager", "DistContext", "Records", "RegressorTrainConfig",
+           "StepSampler", "TrainConfig", "Trainer", "TrainingDiverged", "atomic_save", "evaluate_regressor", "init_distributed",
+           "load_checkpoint", "read_log", "render_pool", "train_regressor"]
