@@ -66,7 +66,7 @@ def _train_regressor(args: argparse.Namespace) -> int:
     from facelib.train.regressor import RegressorTrainConfig, train_regressor
 
     try:
-        overrides = {k: getattr(args, k) for k in ("out", "arch", "input_size", "pool", "steps", "batch", "lr", "photo_size", "seed",
+        overrides = {k: getattr(args, k) for k in ("out", "arch", "input_size", "pool", "steps", "minutes", "batch", "lr", "photo_size", "seed",
                                                    "eval_n", "device") if getattr(args, k) is not None}
         config = RegressorTrainConfig(pretrained=args.pretrained, cache=not args.no_cache, **overrides)
     except ValueError as err:
@@ -198,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int, default=None, help="network input side in pixels (default 112; 224 on a GPU)")
     p.add_argument("--pretrained", action="store_true", help="start resnet18/50 from ImageNet weights (downloaded by torchvision)")
     p.add_argument("--pool", type=int, default=None, help="synthetic faces rendered once and trained on")
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps at most (default 1200)")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the training loop (default 30; 0: none)")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--photo-size", type=int, default=None, help="side of the photometric term's rendering (0: off)")

@@ -55,7 +55,10 @@ class RegressorTrainConfig:
         out: where the weights go.
         arch, input_size, pretrained: the :class:`~facelib.nets.Regressor`.
         pool: how many synthetic faces to render once (at ``input_size``) and train on.
-        steps: optimiser steps; batch: faces per step.
+        steps: optimiser steps (at most); batch: faces per step.
+        minutes: a wall-clock budget for the training loop (None: none). The cosine schedule runs
+            on progress = max(step / steps, elapsed / budget), so a run on a busy, shared CPU
+            still anneals fully and ends on time, with fewer steps (the file records how many).
         lr, weight_decay: Adam (AdamW when weight_decay > 0) with a cosine schedule and a short warm-up.
         coef_weights: per-group weights of the supervised coefficient term (:data:`~facelib.nets.regressor.GROUPS`).
         landmark_weight, photo_weight, prior_weight, lighting_weight: the other terms.
@@ -73,6 +76,7 @@ class RegressorTrainConfig:
     pretrained: bool = False
     pool: int = 4000
     steps: int = 1200
+    minutes: float | None = 30.0
     batch: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -244,8 +248,7 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                                   lr=config.lr)
     warmup = max(1, config.steps // 50)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup)
-                                                 * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
+    budget = config.minutes * 60 if config.minutes else math.inf
     camera = Camera.deng(config.input_size)
     photo_renderer = FaceRenderer.for_model(model, config.photo_size) if config.photo_size else None
     generator = torch.Generator().manual_seed(config.seed)
@@ -254,7 +257,14 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     history: dict[str, list[float]] = {}
     start = time.perf_counter()
     bar = tqdm(range(config.steps), desc=f"training {config.arch} at {config.input_size} px", disable=not verbose)
+    steps_done = 0
     for step in bar:
+        progress = max(step / config.steps, (time.perf_counter() - start) / budget)
+        if progress >= 1:
+            say(f"\nthe time budget of {config.minutes} min is used up after {step} of {config.steps} steps")
+            break
+        for group in optimizer.param_groups:  # warm-up, then cosine annealing over the progress
+            group["lr"] = config.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         if cursor + config.batch > config.pool:
             order, cursor = torch.randperm(config.pool, generator=generator), 0
         index = order[cursor:cursor + config.batch]
@@ -275,23 +285,23 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(regressor.parameters(), 5.0)
         optimizer.step()
-        schedule.step()
         seen += config.batch
+        steps_done = step + 1
         for k, v in terms.items():
             history.setdefault(k, []).append(float(v.detach()))
         if step % 20 == 0 or step == config.steps - 1:
             bar.set_postfix(loss=f"{history['total'][-1]:.3f}", lm=f"{history['landmarks'][-1]:.4f}",
                             img_s=f"{seen / (time.perf_counter() - start):.0f}")
     train_seconds = time.perf_counter() - start
-    say(f"trained {config.steps} steps ({seen:,} images, {seen / config.pool:.1f} epochs of the pool) in {train_seconds / 60:.1f} min: "
+    say(f"trained {steps_done} steps ({seen:,} images, {seen / config.pool:.1f} epochs of the pool) in {train_seconds / 60:.1f} min: "
         f"{seen / train_seconds:.0f} images/s")
     regressor.eval()
-    tail = max(1, config.steps // 20)
+    tail = max(1, steps_done // 20)
     final = {k: round(sum(v[-tail:]) / tail, 6) for k, v in history.items()}
     metrics: dict[str, Any] = {"final_losses": final}
     if config.eval_n:
         metrics["benchmark"] = evaluate_regressor(regressor, n=config.eval_n, device=device, verbose=verbose)
-    path = save_regressor(config.out, regressor, steps=config.steps, images_seen=seen, seconds=round(train_seconds, 1),
+    path = save_regressor(config.out, regressor, steps=steps_done, images_seen=seen, seconds=round(train_seconds, 1),
                           pool_seconds=round(render_seconds, 1), wall_seconds=round(time.perf_counter() - wall, 1),
                           seed=config.seed, config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
                           metrics=metrics, torch=torch.__version__, device=str(device))
