@@ -421,7 +421,7 @@ class Trainer:
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer is not None else None,
                 "scaler": self.scaler.state_dict(), "step": self.step, "config": self.config.to_dict(), "rng": rng_states(),
                 "csv_rows": self.records.rows if self.records is not None else 0, "world_size": self.context.world_size,
-                "torch": torch.__version__}
+                "torch": str(torch.__version__)}
 
     def _load_state(self, payload: dict[str, Any]) -> None:
         try:

@@ -1,0 +1,158 @@
+"""The GCN-stage trainer: a few steps move the networks, ablations run, NaN stops it, two gloo ranks agree."""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from facelib.config import REPO_DIR
+from facelib.gcn import TextureGCN, TextureGCNConfig
+from facelib.refine import load_texture_gcn
+from facelib.train import StepSampler, TrainConfig, Trainer, TrainingDiverged, read_log
+from facelib.train.checkpoint import CheckpointError
+
+# The tiny set-up of every test: 32 px, level 0, the small GCN, ground-truth coarse stage, one critic step.
+TINY = dict(batch=2, size=32, level=0, gcn="small", coarse="truth", allow_untrained_facenet=True, critic_steps=1, critic_width=8,
+            synthetic_n=8, cache=True, progress=False, tensorboard=False, face_mask="none", lr=1e-3, critic_lr=1e-3)
+
+
+def tiny(tmp_path, **changes) -> TrainConfig:
+    return TrainConfig(**{**TINY, "out": str(tmp_path / "run"), **changes})
+
+
+def test_a_few_steps_train_both_networks_and_write_everything(tmp_path):
+    trainer = Trainer(tiny(tmp_path, steps=3, checkpoint_every=2, tensorboard=True))
+    gcn0 = {k: v.clone() for k, v in trainer.gcn.state_dict().items()}
+    critic0 = {k: v.clone() for k, v in trainer.critic.state_dict().items()}
+    history = trainer.train()
+    assert trainer.step == 3 and len(history["total"]) == 3
+    for key in ("total", "pixel", "vertex", "projected", "critic", "penalty"):
+        assert all(math.isfinite(v) for v in history[key]), key
+    assert math.isnan(history["adversarial"][0]) and math.isfinite(history["adversarial"][2])  # s1 = 0 at step 0: L_adv skipped
+    assert any(not torch.equal(gcn0[k], v) for k, v in trainer.gcn.state_dict().items())
+    assert any(not torch.equal(critic0[k], v) for k, v in trainer.critic.state_dict().items())
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000003.pt"]
+    assert read_log(run / "log.csv")["step"] == [1.0, 2.0, 3.0]
+    assert (run / "tensorboard").is_dir() and any((run / "tensorboard").iterdir())
+    # The final GCN loads where reconstruct loads it, and computes what the trainer's computes.
+    loaded = load_texture_gcn(run / "texture_gcn.pt", trainer.hierarchy)
+    for k, v in trainer.gcn.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v.cpu())
+
+
+def test_sampler_is_a_pure_function_with_disjoint_shards():
+    a, b = StepSampler(20, 3, world_size=2, seed=5), StepSampler(20, 3, world_size=2, seed=5)
+    assert a.indices(7, 1) == b.indices(7, 1) == StepSampler(20, 3, 2, 5).indices(7, 1)
+    # One epoch = 20 items: steps 0-2 of both ranks take 18 distinct items.
+    seen = [i for step in range(3) for rank in range(2) for i in a.indices(step, rank)]
+    assert len(set(seen)) == 18
+    assert StepSampler(20, 3, 2, seed=6).indices(0, 0) != a.indices(0, 0)
+
+
+def test_config_file_flags_and_checks(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("steps: 7\nbatch: 3\ncritic-steps: 2\nbetas: [0.5, 0.9]\n")
+    config = TrainConfig.from_yaml(path, batch=5)
+    assert (config.steps, config.batch, config.critic_steps, config.betas) == (7, 5, 2, (0.5, 0.9))
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TrainConfig(size=100)
+    with pytest.raises(ValueError, match="ground truth"):
+        TrainConfig(data="photos", photos="x", coarse="truth")
+    from facelib.cli import main
+
+    assert main(["train", "--config", str(path), "--size", "100"]) == 2  # reported, not a traceback
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    Trainer(tiny(tmp_path, steps=1)).train()
+    with pytest.raises(CheckpointError, match="gcn: checkpoint 'small'"):
+        Trainer(tiny(tmp_path, steps=2, gcn="paper"), resume=True)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Trainer(tiny(tmp_path, steps=2, out=str(tmp_path / "empty")), resume=True)
+
+
+def test_nan_stops_with_the_term_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import facelib.losses as losses
+
+    real = losses.vertex_loss
+    trainer = Trainer(tiny(tmp_path, steps=4, checkpoint_every=1))
+
+    def poisoned(a, b):
+        return real(a, b) * (float("nan") if trainer.step == 2 else 1.0)
+
+    monkeypatch.setattr(losses, "vertex_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"'vertex' is nan at step 2.*step-00000002\.pt"):
+        trainer.train()
+    assert trainer.checkpoints.steps() == [1, 2]
+
+
+@pytest.mark.parametrize("changes", [dict(refiner=False, adversarial=False), dict(decoder=False, identity="on", critic_steps=0)])
+def test_ablations_build_and_train(tmp_path, changes):
+    trainer = Trainer(tiny(tmp_path, steps=2, checkpoint_every=0, **changes))
+    history = trainer.train()
+    assert all(math.isfinite(v) for v in history["total"])
+    if not changes.get("refiner", True):
+        assert trainer.gcn.refiner is None and trainer.critic is None and math.isnan(history["critic"][-1])
+        assert history["s3"][-1] == 0.0
+    if not changes.get("decoder", True):
+        assert trainer.gcn.decoder is None and trainer.use_identity and math.isfinite(history["identity"][-1])
+        assert math.isnan(history["critic"][-1])  # no critic steps, but L_adv from the (untrained) critic
+    loaded = load_texture_gcn(tmp_path / "run" / "texture_gcn.pt", trainer.hierarchy)
+    assert loaded.config.use_refiner == changes.get("refiner", True) and loaded.config.use_decoder == changes.get("decoder", True)
+
+
+def test_ablated_texture_gcn_is_the_full_one_with_a_branch_held_at_zero():
+    from facelib.mesh.hierarchy import MeshHierarchy
+    from facelib.morphable import load_open_model
+
+    model = load_open_model(level=0, verbose=False)
+    hierarchy = MeshHierarchy.build(model.mean_shape, model.triangles, (4.0,) * 4)
+    torch.manual_seed(0)
+    full = TextureGCN(hierarchy, TextureGCNConfig.small(16))
+    no_decoder = TextureGCN(hierarchy, full.config.ablated(decoder=False))
+    no_decoder.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("decoder.")})
+    v = hierarchy.num_vertices[0]
+    inputs = (torch.rand(1, v, 3), torch.rand(1, v, 3), torch.ones(1, v, 1), torch.randn(1, 16))
+    full.decoder.forward = lambda embedding: torch.zeros(1, v, 3)
+    assert torch.allclose(full(*inputs), no_decoder(*inputs))
+    with pytest.raises(ValueError, match="nothing to refine"):
+        TextureGCNConfig.small().ablated(refiner=False, decoder=False).check(5)
+
+
+DDP_WORKER = textwrap.dedent("""
+    import sys, torch
+    from facelib.train import TrainConfig, Trainer
+    from facelib.train.distributed import init_distributed, shutdown
+    out = sys.argv[1]
+    context = init_distributed("cpu")
+    config = TrainConfig(**{**%r, "out": out, "steps": 2, "checkpoint_every": 0})
+    trainer = Trainer(config, context)
+    initial = {k: v.clone() for k, v in trainer.gcn.state_dict().items()}
+    trainer.train()
+    torch.save({"gcn": trainer.gcn.state_dict(), "critic": trainer.critic.state_dict(), "initial": initial,
+                "items": trainer.sampler.indices(0, context.rank), "world": context.world_size}, f"{out}/rank{context.rank}.pt")
+    shutdown(context)
+""")
+
+
+def test_two_gloo_processes_keep_identical_weights(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER % (TINY,))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_DIR)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+                             str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["world"] == 2 and set(ranks[0]["items"]).isdisjoint(ranks[1]["items"])
+    for part in ("gcn", "critic"):
+        for k, v in ranks[0][part].items():
+            assert torch.equal(v, ranks[1][part][k]), (part, k)
+    assert any(not torch.equal(v, ranks[0]["initial"][k]) for k, v in ranks[0]["gcn"].items())
+    assert (tmp_path / "log.csv").is_file() and (tmp_path / "texture_gcn.pt").is_file()  # rank 0 wrote them
