@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import signal
 import time
@@ -274,6 +275,14 @@ def step_generator(seed: int, step: int, rank: int, stream: str = "step") -> tor
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+@functools.lru_cache(maxsize=4)
+def frozen_facenet(weights: str | None, allow_untrained: bool, device: torch.device) -> nn.Module:
+    """The frozen FaceNet, made once per process and device (trainers in one process share it: it never changes)."""
+    from facelib.nets import IdentityEncoder
+
+    return IdentityEncoder(weights, allow_untrained=allow_untrained).to(device)
+
+
 # ---- the trainer ---------------------------------------------------------------------------------
 class Trainer:
     """Trains a TextureGCN with Lin et al.'s losses (see the module docstring).
@@ -299,7 +308,7 @@ class Trainer:
         from facelib.data import PhotoFolder, SyntheticFaces
         from facelib.gcn import TextureGCN, TextureGCNConfig
         from facelib.morphable import load_open_model
-        from facelib.nets import Discriminator, IdentityEncoder
+        from facelib.nets import Discriminator
         from facelib.refine import texture_hierarchy
         from facelib.render import FaceRenderer
 
@@ -320,7 +329,7 @@ class Trainer:
         self.model = base.subdivided(config.level).to(self.device) if config.level else base.to(self.device)
         self.hierarchy = texture_hierarchy(base, config.level)
         self.renderer = FaceRenderer.for_model(self.model, config.size)
-        self.facenet = IdentityEncoder(config.facenet_weights, allow_untrained=config.allow_untrained_facenet).to(self.device)
+        self.facenet = frozen_facenet(config.facenet_weights, config.allow_untrained_facenet, self.device)
         self.use_identity = config.identity == "on" or (config.identity == "auto" and self.facenet.pretrained)
         self.regressor = None
         if config.coarse == "regressor":
