@@ -727,7 +727,9 @@ def run_training(config: TrainConfig, resume: bool = False) -> Trainer:
                   f"L_id {'on' if trainer.use_identity else 'off'}, critic {'on' if trainer.critic is not None else 'off'}, "
                   f"AMP {trainer.amp_dtype or 'off'}; run folder {Path(config.out).resolve()}")
         trainer.train()
-        if context.is_main:
+        if context.is_main and trainer.step < config.steps:
+            print(f"facelib train: interrupted at step {trainer.step} of {config.steps}; resume with the same command and --resume")
+        elif context.is_main:
             print(f"facelib train: step {trainer.step}; GCN weights {Path(config.out) / 'texture_gcn.pt'} "
                   f"(python -m facelib reconstruct PHOTO --gcn-weights ... --level {config.level}); log {Path(config.out) / 'log.csv'}")
         return trainer
