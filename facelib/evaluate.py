@@ -16,7 +16,12 @@ Metrics, per face, then averaged over the benchmark:
   over three vertex sets ``w``: ``face`` (the model's skin region), ``visible`` (skin vertices the
   camera sees in the input image: the only ones whose colour the photo shows) and ``detail`` (skin
   vertices where the detail layer moved the true colour by more than ``detail_threshold``, the
-  high-frequency band a 3DMM cannot hold). Lower is better; 0 is perfect.
+  high-frequency band a 3DMM cannot hold). Lower is better; 0 is perfect. Each is also reported
+  **scale-invariant** ("face SI", "detail SI"): after the per-face, per-channel gain that best
+  matches the truth over the face. From one photo, albedo and light are determined only up to
+  such a gain, and a fit's guess of it (steered by its lighting prior) often dominates the plain
+  error; the scale-invariant error scores the pattern of the albedo, which is what texture
+  refinement can change.
 * **PSNR** and **SSIM** of the method's rendering against the input image, inside the face mask
   (the true face pixels that the method's rendering also covers). Higher is better. These score
   the whole reconstruction as the photometric loss sees it, so a method can win here by baking
@@ -41,6 +46,9 @@ from facelib.render.sample import vertex_visibility
 VERTEX_SETS = ("face", "visible", "detail")
 """The vertex sets the albedo error is reported over (see the module docstring)."""
 
+ALBEDO_ERRORS = ("face", "visible", "detail", "face_si", "detail_si")
+"""The albedo errors :func:`evaluate` reports: per vertex set, and scale-invariant ("_si", see :func:`albedo_error`)."""
+
 DETAIL_THRESHOLD = 0.03
 """A vertex is in the detail band when the detail layer moved its true colour by more than this (L1 mean over RGB)."""
 
@@ -64,13 +72,20 @@ Method = Callable[[dict[str, torch.Tensor]], Prediction]
 
 
 # ---- metrics -------------------------------------------------------------------------------------
-def albedo_error(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def albedo_error(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor, scale_invariant: bool = False) -> torch.Tensor:
     """Weighted mean per-vertex L1 distance between two albedos.
 
     Args:
         albedo: (B, V, 3) predicted albedo.
         truth: (B, V, 3) true albedo.
         weights: (B, V) or (V,) vertex weights (0/1 masks are typical).
+        scale_invariant: first scale each face's predicted albedo per channel by the gain that fits
+            the truth best in least squares over the weighted vertices,
+            g_c = sum_v w_v T'_vc T*_vc / sum_v w_v T'_vc^2. From one photo, albedo and light are only
+            determined up to such a gain (a face twice as bright under half the light looks the
+            same), so this error scores the pattern of the albedo, not the guess of its overall
+            brightness and tint (the scale-invariant error of intrinsic-image benchmarks, Grosse
+            et al. 2009).
 
     Returns:
         (B,) the error per face; NaN for a face whose weights are all zero (nothing to measure).
@@ -79,8 +94,16 @@ def albedo_error(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tenso
         raise ValueError(f"albedo and truth must both be (B, V, 3), got {tuple(albedo.shape)} and {tuple(truth.shape)}")
     weights = weights.to(albedo.dtype).expand(albedo.shape[:2])
     total = weights.sum(1)
+    if scale_invariant:
+        return _scale_invariant_error(albedo, truth, weights, weights)
     err = ((albedo - truth).abs().mean(-1) * weights).sum(1) / total.clamp(min=1e-12)
     return torch.where(total > 0, err, torch.full_like(err, math.nan))
+
+
+def _scale_invariant_error(albedo: torch.Tensor, truth: torch.Tensor, fit_on: torch.Tensor, read_on: torch.Tensor) -> torch.Tensor:
+    w = fit_on.to(albedo.dtype).unsqueeze(-1)
+    gain = (w * albedo * truth).sum(1, keepdim=True) / (w * albedo * albedo).sum(1, keepdim=True).clamp(min=1e-12)
+    return albedo_error(albedo * gain, truth, read_on)
 
 
 def psnr(image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -151,7 +174,7 @@ class Scores:
 
     Attributes:
         method: its name.
-        albedo: vertex set ("face", "visible", "detail") -> (N,) albedo errors.
+        albedo: error name (:data:`ALBEDO_ERRORS`) -> (N,) albedo errors.
         psnr, ssim: (N,) rendering scores inside the face mask.
         seconds: time spent in the method (not in the metrics).
     """
@@ -236,6 +259,10 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
             out = parts[name]
             for key, weights in masks.items():
                 out.setdefault(key, []).append(albedo_error(albedo, batch["albedo"], weights))
+            # The gain is fitted over the whole face, then the error read over each set.
+            for key in ("face", "detail"):
+                out.setdefault(f"{key}_si", []).append(
+                    _scale_invariant_error(albedo, batch["albedo"], masks["face"], masks[key]))
             p = pred.params
             with torch.no_grad():
                 shape = model.shape(p["id"], p["exp"])
@@ -243,23 +270,28 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
             region = batch["skin"] * r.mask
             out.setdefault("psnr", []).append(psnr(r.image.clamp(0, 1), batch["image"], region))
             out.setdefault("ssim", []).append(ssim(r.image.clamp(0, 1), batch["image"], region))
-    return {name: Scores(name, {k: torch.cat(out[k]).cpu() for k in VERTEX_SETS}, torch.cat(out["psnr"]).cpu(),
+    return {name: Scores(name, {k: torch.cat(out[k]).cpu() for k in ALBEDO_ERRORS}, torch.cat(out["psnr"]).cpu(),
                          torch.cat(out["ssim"]).cpu(), seconds[name]) for name, out in parts.items()}
 
 
 def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
-    """A plain-text table of the benchmark means (with the change of the face error against ``baseline``)."""
-    header = f"{'method':<28}{'albedo face':>12}{'visible':>10}{'detail':>10}{'PSNR dB':>10}{'SSIM':>8}"
+    """A plain-text table of the benchmark means, with the change of the face error against ``baseline``.
+
+    Columns: albedo error over the face, its visible part and its detail band; the same two
+    scale-invariant ("SI"); PSNR and SSIM of the renderings inside the face mask.
+    """
+    header = (f"{'method':<26}{'face':>8}{'visible':>9}{'detail':>8}{'face SI':>9}{'detail SI':>10}"
+              f"{'PSNR dB':>9}{'SSIM':>7}")
     if baseline is not None:
         if baseline not in scores:
             raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
-        header += f"  {'vs ' + baseline}"
+        header += f"  face vs {baseline}"
     rows = [header, "-" * len(header)]
     base = scores[baseline].mean()["albedo_face"] if baseline is not None else None
     for name, s in scores.items():
         m = s.mean()
-        row = (f"{name:<28}{m['albedo_face']:>12.4f}{m['albedo_visible']:>10.4f}{m['albedo_detail']:>10.4f}"
-               f"{m['psnr']:>10.2f}{m['ssim']:>8.3f}")
+        row = (f"{name:<26}{m['albedo_face']:>8.4f}{m['albedo_visible']:>9.4f}{m['albedo_detail']:>8.4f}"
+               f"{m['albedo_face_si']:>9.4f}{m['albedo_detail_si']:>10.4f}{m['psnr']:>9.2f}{m['ssim']:>7.3f}")
         if base is not None:
             row += f"  {100 * (m['albedo_face'] - base) / base:+.1f} %"
         rows.append(row)

@@ -69,3 +69,28 @@ def sh_shading(normals: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
 def shade(albedo: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     """Lambertian SH shading: albedo * irradiance.  (B, N, 3) albedo -> (B, N, 3) colour."""
     return albedo * sh_shading(normals, gamma)
+
+
+def unshade(colors: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor, min_irradiance: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of :func:`shade`: the albedo that would show ``colors`` under this light.
+
+        T_v = C_v / E(n_v)        where E(n_v) >= min_irradiance, per channel
+
+    It is only as good as the light and the normals: an error in either lands in the albedo.
+    Where the irradiance is (nearly) zero, nothing can be recovered and the result is 0.
+
+    Args:
+        colors: (B, N, 3) observed colours (e.g. the photo sampled at projected vertices).
+        normals: (B, N, 3) unit normals.
+        gamma: (B, 27) SH coefficients.
+        min_irradiance: irradiance below which a channel counts as unlit.
+
+    Returns:
+        (B, N, 3) albedo clamped to [0, 1], and (B, N) float: 1 where every channel was lit enough.
+    """
+    if colors.shape != normals.shape or colors.shape[-1] != 3:
+        raise ValueError(f"colors and normals must both be (B, N, 3), got {tuple(colors.shape)} and {tuple(normals.shape)}")
+    irradiance = sh_shading(normals, gamma)
+    lit = irradiance >= min_irradiance
+    albedo = torch.where(lit, colors / irradiance.clamp(min=min_irradiance), torch.zeros_like(colors)).clamp(0, 1)
+    return albedo, lit.all(-1).to(colors.dtype)
