@@ -108,6 +108,41 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from facelib.evaluate import table
+    from facelib.train.checkpoint import CheckpointError
+    from facelib.train.evaluation import BASELINE, ablation_study, benchmark_faces, load_run, texture_methods
+    from facelib.train.trainer import TrainingDiverged, config_from_args
+    from facelib.evaluate import evaluate
+
+    try:
+        if args.run:
+            trainers = {Path(run).name: load_run(run, args.cfg_device) for run in args.run}
+            first = next(iter(trainers.values()))
+            methods = {}
+            for i, (name, trainer) in enumerate(trainers.items()):
+                methods |= texture_methods(trainer, f"GCN ({name})", baseline=i == 0)
+            faces = benchmark_faces(first.config, args.n, first.device)
+            scores = evaluate(methods, faces, batch_size=args.eval_batch, progress=True)
+        else:
+            config = config_from_args(args)
+            scores, _ = ablation_study(config, args.n, args.ablations, args.eval_batch, progress=True)
+    except (ValueError, OSError, CheckpointError, TrainingDiverged) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    text = table(scores, baseline=BASELINE)
+    print(f"synthetic benchmark (seed 2020), {args.n} faces:")
+    print(text)
+    if args.json:
+        rows = {name: s.mean() | {"seconds": s.seconds} for name, s in scores.items()}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"faces": args.n, "methods": rows}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from facelib.bench import bench_gcn, bench_render, bench_synthetic, bench_train
 
@@ -235,6 +270,17 @@ def main(argv: list[str] | None = None) -> int:
 
     add_config_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score trained GCN runs against 3DMM-only on the synthetic benchmark, with ablations")
+    p.add_argument("--run", nargs="+", default=None, help="evaluate these finished run folders (instead of training a study)")
+    p.add_argument("--config", default=None, help="a training YAML: train the full run and its ablations under --out, then score them")
+    p.add_argument("--ablations", nargs="*", default=None,
+                   help="which ablations ('no Refiner', 'no Decoder', 'no adversarial loss', 'no identity loss'; default all)")
+    p.add_argument("--n", type=int, default=50, help="benchmark faces (seed 2020)")
+    p.add_argument("--eval-batch", type=int, default=8, help="benchmark faces per batch")
+    p.add_argument("--json", default=None, help="also write the means to this JSON file")
+    add_config_arguments(p)
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("bench", help="benchmarks (speed targets live here)")
     p.add_argument("what", choices=["render", "gcn", "synthetic", "train"])

@@ -1,0 +1,98 @@
+"""Exercises of lesson 06 (reconstruct your own photo), with facelib's reference implementations."""
+
+from __future__ import annotations
+
+import torch
+
+from facelib.course.check import Exercise, expect, expect_close, expect_tensor
+# The references are facelib's own functions.
+from facelib.evaluate import albedo_error
+from facelib.morphable.model import CoefficientLayout
+from facelib.render.lighting import sh_shading, unshade
+
+
+def split_coefficients(vector: torch.Tensor, layout: CoefficientLayout) -> dict[str, torch.Tensor]:
+    """Deng et al.'s coefficient vector cut into named parts (facelib's :meth:`CoefficientLayout.split`)."""
+    return layout.split(vector)
+
+
+def _test_split(answer) -> None:
+    layout = CoefficientLayout(n_id=5, n_exp=4, n_tex=6)
+    vector = torch.arange(2 * layout.total, dtype=torch.float32).view(2, layout.total)
+    out = answer(vector, layout)
+    ref = layout.split(vector)
+    expect(isinstance(out, dict), "return a dict of named parts")
+    expect(set(out) == set(ref), f"the parts are named {sorted(ref)} (see layout.sizes)")
+    for name in ref:
+        got = expect_tensor(out[name], f"part {name!r}", tuple(ref[name].shape))
+        expect(torch.equal(got, ref[name]), f"part {name!r} holds the wrong entries: the parts follow each other in the "
+                                            "order of layout.sizes, each as long as its size")
+    other = CoefficientLayout(n_id=3, n_exp=2, n_tex=1)
+    out = answer(torch.zeros(1, other.total), other)
+    expect(out["id"].shape[-1] == 3 and out["trans"].shape[-1] == 3, "use the layout you are given, not fixed sizes")
+
+
+split_exercise = Exercise(
+    "Exercise 6.1: name the regressor's numbers", split_coefficients, _test_split,
+    "Walk through layout.sizes in order, keeping a running start index; vector[:, start:start + size] is each part.",
+)
+
+
+def delight(colors: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor, min_irradiance: float = 0.05) -> torch.Tensor:
+    """The albedo that shows ``colors`` under the SH light ``gamma`` (facelib's :func:`~facelib.render.unshade`)."""
+    return unshade(colors, normals, gamma, min_irradiance)[0]
+
+
+def _test_delight(answer) -> None:
+    g = torch.Generator().manual_seed(61)
+    normals = torch.nn.functional.normalize(torch.randn(2, 50, 3, generator=g), dim=-1)
+    gamma = 0.3 * torch.randn(2, 27, generator=g)
+    albedo = 0.1 + 0.8 * torch.rand(2, 50, 3, generator=g)
+    colors = albedo * sh_shading(normals, gamma)
+    out = expect_tensor(answer(colors, normals, gamma), "the albedo", (2, 50, 3))
+    lit = sh_shading(normals, gamma) >= 0.05
+    expect(lit.any(), "internal: the test light lights nothing")
+    bright = lit & (albedo * sh_shading(normals, gamma) / sh_shading(normals, gamma).clamp(min=0.05) <= 1)
+    expect_close(out[bright], albedo[bright], "the albedo where the light reaches (divide each channel by its irradiance, "
+                 "facelib.render.sh_shading(normals, gamma))", atol=1e-4)
+    expect(bool((out >= 0).all() and (out <= 1).all()), "an albedo is a reflectance in [0, 1]: clamp the result")
+    expect(bool((out[~lit] == 0).all()), "where a channel's irradiance is below min_irradiance, nothing can be recovered: return 0 there "
+                                          "(dividing by a tiny irradiance turns noise into huge colours)")
+    expect_close(out, delight(colors, normals, gamma), "the albedo overall")
+
+
+delight_exercise = Exercise(
+    "Exercise 6.2: take the light off the photo's colours", delight, _test_delight,
+    "irradiance = sh_shading(normals, gamma) is (B, N, 3); divide where irradiance >= min_irradiance "
+    "(torch.where), put 0 elsewhere, clamp to [0, 1].",
+)
+
+
+def scale_invariant_error(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per-face L1 albedo error after the best per-channel gain (facelib's :func:`~facelib.evaluate.albedo_error`)."""
+    return albedo_error(albedo, truth, weights, scale_invariant=True)
+
+
+def _test_scale_invariant_error(answer) -> None:
+    g = torch.Generator().manual_seed(62)
+    truth = 0.2 + 0.6 * torch.rand(3, 40, 3, generator=g)
+    weights = (torch.rand(3, 40, generator=g) > 0.3).float()
+    scaled = truth * torch.tensor([0.5, 1.3, 0.9])
+    out = expect_tensor(answer(scaled, truth, weights), "the errors", (3,))
+    expect(bool(out.abs().max() < 1e-5), "an albedo that differs from the truth only by a gain per channel should score 0: "
+                                         "fit g_c over the weighted vertices, then compare g_c * albedo with the truth")
+    noisy = truth + 0.1 * torch.randn(3, 40, 3, generator=g)
+    expect_close(answer(noisy, truth, weights), scale_invariant_error(noisy, truth, weights),
+                 "the errors of a noisy albedo (least-squares gain per face and channel, sum_v w T' T* / sum_v w T'^2; "
+                 "then the weighted mean over vertices of the L1 distance averaged over RGB)", atol=1e-5)
+    half = weights.clone()
+    half[:, :20] = 0
+    expect_close(answer(noisy, truth, half), scale_invariant_error(noisy, truth, half),
+                 "the errors with zero weights on half the vertices: those vertices count neither in the gain nor in the mean", atol=1e-5)
+
+
+scale_invariant_exercise = Exercise(
+    "Exercise 6.3: a fair albedo error", scale_invariant_error, _test_scale_invariant_error,
+    "The least-squares gain of one face and channel is a ratio of two weighted sums over the vertices (keepdim=True "
+    "keeps it broadcastable); scale the albedo by it, then take the weighted mean of the L1 distance averaged over RGB.",
+)
