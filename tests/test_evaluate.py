@@ -70,3 +70,19 @@ def test_evaluate_rejects_a_wrong_albedo():
 
     with pytest.raises(ValueError, match="broken.*shape"):
         evaluate({"broken": broken}, faces)
+
+
+def test_paired_improvement_and_its_interval():
+    from facelib.evaluate import paired_improvement
+
+    gen = torch.Generator().manual_seed(3)
+    base = 0.1 + 0.02 * torch.rand(40, generator=gen)
+    better = base * 0.8 + 0.002 * torch.randn(40, generator=gen)
+    r, low, high = paired_improvement(base, better)
+    assert r == pytest.approx(1 - better.mean().item() / base.mean().item())
+    assert 0.15 < low < r < high < 0.25
+    same = base + 0.01 * torch.randn(40, generator=gen)
+    r, low, high = paired_improvement(base, same)
+    assert low < 0 < high  # noise alone: the interval holds 0
+    with pytest.raises(ValueError, match="at least two"):
+        paired_improvement(torch.tensor([0.1, float("nan")]), torch.tensor([0.1, 0.2]))
