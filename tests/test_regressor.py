@@ -144,7 +144,7 @@ def test_a_few_training_steps_lower_the_loss(open_model):
         optimizer.zero_grad()
         terms["total"].backward()
         optimizer.step()
-        losses.append(float(terms["total"]))
+        losses.append(float(terms["total"].detach()))
     assert {"coef_id", "coef_angles", "landmarks", "photometric", "prior", "lighting"} <= set(terms)
     assert losses[-1] < 0.7 * losses[0], losses
     augmented = augment(images, torch.Generator().manual_seed(0))
