@@ -149,3 +149,23 @@ def test_texture_gcn_presets_and_checks(hierarchy):
     # A double-precision copy runs too (the sparse buffers follow .to()).
     out = paper.double()(*(t.double() for t in ok), torch.zeros(1, 64, dtype=torch.float64))
     assert out.dtype == torch.float64
+
+
+def test_residual_texture_gcn_starts_at_the_coarse_albedo_and_learns(hierarchy):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    net = TextureGCN(hierarchy, replace(TextureGCNConfig.preset("small"), residual=True))
+    v = net.num_vertices
+    coarse = torch.rand(2, v, 3) * 0.8 + 0.1
+    colors, visible, embedding = torch.rand(2, v, 3), torch.ones(2, v), torch.randn(2, 512)
+    assert torch.equal(net(coarse, colors, visible, embedding), coarse)  # an untrained residual net changes nothing
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(5):
+        loss = (net(coarse, colors, visible, embedding) - colors).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = net(coarse, colors, visible, embedding)
+    assert (after - coarse).abs().mean() > 1e-3  # the zero-initialised layer grew and the change with it
+    assert (after - colors).abs().mean() < (coarse - colors).abs().mean()

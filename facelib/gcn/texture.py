@@ -78,6 +78,11 @@ class TextureGCNConfig:
         decoder_channels: Decoder channels: the FC output on the coarsest level L - 1, then after the
             unpooling to levels L - 2, ..., 1 (length L - 1; level 0 gets 3 channels).
         combine_bias: the CombineNet convolution has a bias.
+        residual: output T' = clamp(T + CombineNet(...), 0, 1) with the CombineNet's convolution
+            initialised to zero, so that an untrained network returns the 3DMM albedo T exactly and
+            training learns the change. The paper's network outputs the albedo itself and must first
+            learn to copy T (thousands of steps; measured: a 300-step CPU run of the "small" network
+            ended at twice the 3DMM's albedo error); facelib's short runs use the residual form.
         use_refiner: build the Refiner (False: an ablation; CombineNet reads zeros in its place).
         use_decoder: build the Decoder (False: an ablation; the embedding is then ignored).
     """
@@ -92,6 +97,7 @@ class TextureGCNConfig:
     refiner_skips: bool = False
     decoder_channels: tuple[int, ...] = (32, 16, 16, 16)
     combine_bias: bool = False
+    residual: bool = False
     use_refiner: bool = True
     use_decoder: bool = True
 
@@ -291,6 +297,10 @@ class TextureGCN(nn.Module):
         self.refiner = Refiner(self.operators, self.config) if self.config.use_refiner else None
         self.decoder = Decoder(self.operators, self.config) if self.config.use_decoder else None
         self.combine = CombineNet(self.operators, self.config)
+        if self.config.residual:
+            # Zero weights: the change starts at exactly 0; their own gradients are not zero, so it grows.
+            for parameter in self.combine.parameters():
+                nn.init.zeros_(parameter)
 
     @property
     def num_vertices(self) -> int:
@@ -333,6 +343,8 @@ class TextureGCN(nn.Module):
         # An ablated branch contributes zeros (see the module docstring).
         refined = torch.zeros_like(decoded) if refined is None else refined
         decoded = torch.zeros_like(refined) if decoded is None else decoded
+        if self.config.residual:
+            return (coarse_albedo.clamp(0.0, 1.0) + self.combine(decoded, refined)).clamp(0.0, 1.0)
         return (self.combine(decoded, refined) + 1.0) * 0.5
 
     def summary(self) -> str:

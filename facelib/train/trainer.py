@@ -83,6 +83,8 @@ class TrainConfig:
         level: subdivision level of the face mesh that carries the albedo (0: 3,141 vertices).
         gcn: TextureGCN preset ("small", "paper", "official", "official-wide").
         refiner, decoder: build the Refiner / the Decoder (False: the "no Refiner" / "no Decoder" ablations).
+        residual: the GCN outputs a change of the 3DMM albedo and starts at it (``TextureGCNConfig.residual``;
+            facelib's choice for short runs) instead of the albedo itself (False: the paper's form).
         adversarial: the WGAN-GP term and its critic (False: s3 = 0 and no critic, an ablation).
         identity: L_id "on", "off" (the "no identity loss" ablation, s2 = 0), or "auto": on only
             with pretrained FaceNet weights (an untrained FaceNet's embedding carries no identity).
@@ -135,6 +137,7 @@ class TrainConfig:
     gcn: str = "small"
     refiner: bool = True
     decoder: bool = True
+    residual: bool = True
     adversarial: bool = True
     identity: str = "auto"
     embedding: str = "facenet"
@@ -354,6 +357,7 @@ class Trainer:
         # Trained parts.
         embedding_dim = 512 + (self.regressor.feature_dim if config.embedding == "regressor+facenet" else 0)
         gcn_config = TextureGCNConfig.preset(config.gcn).with_embedding_dim(embedding_dim).ablated(config.refiner, config.decoder)
+        gcn_config = dataclasses.replace(gcn_config, residual=config.residual)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.gcn = TextureGCN(self.hierarchy, gcn_config).to(self.device)
