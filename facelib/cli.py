@@ -72,7 +72,9 @@ def _train_regressor(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    train_regressor(config)
+    path = train_regressor(config)
+    print(f"to use these weights: FACELIB_REGRESSOR_WEIGHTS={path} (or --regressor-weights {path}); "
+          "to replace the bundled ones, pass --out data/weights/regressor.pt")
     return 0
 
 
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     reconstruct_options(p)
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("train-regressor", help="train the coarse-stage regressor on synthetic faces (writes data/weights/regressor.pt)")
+    p = sub.add_parser("train-regressor", help="train the coarse-stage regressor on synthetic faces (writes out/regressor/regressor.pt; --out to choose)")
     p.add_argument("--out", default=None, help="the weights file (default: data/weights/regressor.pt)")
     p.add_argument("--arch", default=None, choices=["resnet10", "resnet18", "resnet50"])
     p.add_argument("--input-size", type=int, default=None, help="network input side in pixels (default 112; 224 on a GPU)")

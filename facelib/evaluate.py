@@ -292,7 +292,7 @@ def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
         m = s.mean()
         row = (f"{name:<26}{m['albedo_face']:>8.4f}{m['albedo_visible']:>9.4f}{m['albedo_detail']:>8.4f}"
                f"{m['albedo_face_si']:>9.4f}{m['albedo_detail_si']:>10.4f}{m['psnr']:>9.2f}{m['ssim']:>7.3f}")
-        if base is not None:
+        if base:
             row += f"  {100 * (m['albedo_face'] - base) / base:+.1f} %"
         rows.append(row)
     return "\n".join(rows)

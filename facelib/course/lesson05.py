@@ -69,7 +69,8 @@ def _test_save_atomically(answer) -> None:
         except RuntimeError:
             pass
         else:
-            expect(False, "internal: the simulated crash did not happen")
+            expect(False, "a failed save returned as if it had worked: let the exception propagate (clean up, then re-raise), "
+                          "so that the trainer knows the checkpoint was not written")
         try:
             survivor = torch.load(path, weights_only=True)
         except Exception:  # noqa: BLE001  (a truncated file fails to load in many ways)
@@ -79,8 +80,6 @@ def _test_save_atomically(answer) -> None:
                "in the same folder first, then os.replace it onto `path`")
         answer({"step": 3}, path)
         expect(torch.load(path, weights_only=True)["step"] == 3, "a later save should replace the checkpoint")
-        leftovers = [p.name for p in path.parent.iterdir() if p.name != path.name and not p.name.endswith(".tmp")]
-        expect(not leftovers, f"stray files next to the checkpoint: {leftovers}")
         expect(os.access(path, os.R_OK), "the checkpoint is not readable")
 
 

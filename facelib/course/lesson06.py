@@ -33,7 +33,7 @@ def _test_split(answer) -> None:
 
 
 split_exercise = Exercise(
-    "Exercise 6.1: name the regressor's numbers", split_coefficients, _test_split,
+    "Exercise 6.1: cut the coefficient vector into named parts", split_coefficients, _test_split,
     "Walk through layout.sizes in order, keeping a running start index; vector[:, start:start + size] is each part.",
 )
 

@@ -93,7 +93,11 @@ def load_run(out: str | Path, device: str | None = None) -> Trainer:
     config = TrainConfig.from_dict(payload["config"])
     config = dataclasses.replace(config, out=str(out), progress=False, tensorboard=False,
                                  **({"device": device} if device is not None else {}))
-    return Trainer(config, resume=True)
+    trainer = Trainer(config, resume=True)
+    if trainer.records is not None:
+        trainer.records.close()  # evaluating must not append to the run's log
+        trainer.records = None
+    return trainer
 
 
 def ablation_configs(base: TrainConfig, names: list[str] | None = None) -> dict[str, TrainConfig]:

@@ -70,7 +70,8 @@ class RegressorTrainConfig:
         device: where training runs (None: CUDA when available).
     """
 
-    out: str = str(settings.DATA_DIR / "weights" / "regressor.pt")
+    # Not the bundled data/weights/regressor.pt: a new run must not overwrite the shipped weights by default.
+    out: str = str(settings.REPO_DIR / "out" / "regressor" / "regressor.pt")
     arch: str = "resnet10"
     input_size: int = 112
     pretrained: bool = False

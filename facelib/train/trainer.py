@@ -209,7 +209,8 @@ class TrainConfig:
 
     @property
     def uses_critic(self) -> bool:
-        return self.adversarial and self.s3 > 0
+        # Without critic steps the critic would stay at its random start: no adversarial term then.
+        return self.adversarial and self.s3 > 0 and self.critic_steps > 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types (tuples as lists), for checkpoints and YAML."""
@@ -319,6 +320,9 @@ class Trainer:
         self.device = self.context.device
         self.checkpoints = CheckpointManager(Path(config.out) / "checkpoints", config.keep)
         payload = None
+        if not resume and self.checkpoints.steps():
+            raise CheckpointError(f"{self.checkpoints.folder} already holds checkpoints of a run (steps {self.checkpoints.steps()}): "
+                                  "continue it with --resume, or give this run another --out")
         if resume:
             payload = self.checkpoints.load_latest()
             if payload is None:
@@ -419,10 +423,14 @@ class Trainer:
         saved = TrainConfig.from_dict(stored)
         differ = {f.name: (getattr(saved, f.name), getattr(config, f.name)) for f in dataclasses.fields(TrainConfig)
                   if getattr(saved, f.name) != getattr(config, f.name) and f.name not in RESUMABLE_CHANGES}
+        if saved.ramp is None and saved.steps != config.steps:
+            # The default ramp is a share of `steps`: changing them would move the schedule under the run.
+            differ["steps"] = (saved.steps, config.steps)
         if differ:
             listing = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in differ.items()))
             raise CheckpointError(f"--resume: the configuration differs from the checkpoint's ({listing}); "
-                                  f"only {sorted(RESUMABLE_CHANGES)} may change on resume")
+                                  f"only {sorted(RESUMABLE_CHANGES)} may change on resume (steps only with an explicit ramp, "
+                                  "since the default ramp is a share of the steps)")
         return config
 
     # ---- state -----------------------------------------------------------------------------------
@@ -607,8 +615,10 @@ class Trainer:
         values = all_reduce_mean(values, self.context)
         for name, value in values.items():
             if not math.isfinite(value):
-                raise TrainingDiverged(f"loss term {name!r} is {value} at step {step}: training stopped; the last good checkpoint "
-                                       f"is {self.checkpoints.latest()} (lower lr, or critic_lr, and resume)")
+                last = self.checkpoints.latest()
+                where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet (checkpoint_every)"
+                raise TrainingDiverged(f"loss term {name!r} is {value} at step {step}: training stopped; {where} "
+                                       "(lower lr, or critic_lr, and resume)")
         self.gcn_optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.gcn_optimizer)
@@ -662,12 +672,12 @@ class Trainer:
                                           "seconds": time.perf_counter() - run_start})
                     bar.update(1)
                     bar.set_postfix(loss=f"{values['total']:.4f}", pix=f"{values['pixel']:.3f}", s1=f"{values['s1']:.2f}")
-                    interrupted = self._stop_signal is not None
+                    interrupted = self._stop_requested()
                     if interrupted or (c.checkpoint_every and self.step % c.checkpoint_every == 0):
                         self.save_checkpoint()
                     if interrupted:
                         if self.context.is_main:
-                            print(f"facelib.train: stopped by signal {self._stop_signal} at step {self.step}; "
+                            print(f"facelib.train: stopped by a signal at step {self.step}; "
                                   f"checkpoint {self.checkpoints.latest()} (resume with --resume)")
                         return self.history
             if self.step not in self.checkpoints.steps():
@@ -678,6 +688,11 @@ class Trainer:
             if self.records is not None:
                 self.records.close()  # a later train() call reopens it
         return self.history
+
+    def _stop_requested(self) -> bool:
+        """Whether any rank received SIGINT/SIGTERM (ranks must agree, or the others would hang in the next all-reduce)."""
+        flag = {"stop": 1.0 if self._stop_signal is not None else 0.0}
+        return all_reduce_mean(flag, self.context)["stop"] > 0
 
     @property
     def history(self) -> dict[str, list[float]]:
