@@ -157,3 +157,24 @@ def test_two_gloo_processes_keep_identical_weights(tmp_path):
             assert torch.equal(v, ranks[1][part][k]), (part, k)
     assert any(not torch.equal(v, ranks[0]["initial"][k]) for k, v in ranks[0]["gcn"].items())
     assert (tmp_path / "log.csv").is_file() and (tmp_path / "texture_gcn.pt").is_file()  # rank 0 wrote them
+
+
+def test_resume_refuses_another_regressor(tmp_path, monkeypatch):
+    from facelib.nets.regressor import REGRESSOR_WEIGHTS_ENV, Regressor, save_regressor
+    from facelib.morphable import load_open_model
+
+    layout = load_open_model(level=0, verbose=False).layout
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    torch.manual_seed(0)
+    save_regressor(first, Regressor(layout))
+    torch.manual_seed(1)
+    changed = Regressor(layout)
+    torch.nn.init.normal_(changed.head.weight, std=0.01)  # another set of weights
+    save_regressor(second, changed)
+    # The config names no file, so the environment decides; between the two runs it changes.
+    monkeypatch.setenv(REGRESSOR_WEIGHTS_ENV, str(first))
+    Trainer(tiny(tmp_path, steps=1, coarse="regressor")).train()
+    Trainer(tiny(tmp_path, steps=1, coarse="regressor"), resume=True)  # the same file: fine
+    monkeypatch.setenv(REGRESSOR_WEIGHTS_ENV, str(second))
+    with pytest.raises(CheckpointError, match=r"trained with the regressor sha256:\w+ \(a\.pt\), but now sha256:\w+ \(b\.pt\)"):
+        Trainer(tiny(tmp_path, steps=1, coarse="regressor"), resume=True)

@@ -238,6 +238,16 @@ class TrainConfig:
         return cls.from_dict({**values, **overrides})
 
 
+def _file_digest(path: Path | None) -> str:
+    """"sha256:<first 16 hex digits> (<file name>)" of a weights file, or "untrained" without one."""
+    if path is None or not Path(path).is_file():
+        return "untrained"
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return f"sha256:{digest} ({Path(path).name})"
+
+
 # ---- which items a step uses ----------------------------------------------------------------------
 class StepSampler:
     """The dataset indices of each step and rank: a pure function of (seed, step, rank).
@@ -339,13 +349,15 @@ class Trainer:
         self.facenet = frozen_facenet(config.facenet_weights, config.allow_untrained_facenet, self.device)
         self.use_identity = config.identity == "on" or (config.identity == "auto" and self.facenet.pretrained)
         self.regressor = None
+        self.regressor_source = "none (ground-truth coarse stage)"
         if config.coarse == "regressor":
-            from facelib.nets.regressor import load_regressor
+            from facelib.nets.regressor import find_regressor_weights, load_regressor
 
             self.regressor = load_regressor(config.regressor_weights, self.device, config.allow_untrained_regressor,
                                             layout=self.model.layout, verbose=self.context.is_main)
             for q in self.regressor.parameters():
                 q.requires_grad_(False)
+            self.regressor_source = _file_digest(find_regressor_weights(config.regressor_weights))
         self.synthetic = self.photos = None
         if config.data in ("synthetic", "mix"):
             self.synthetic = SyntheticFaces(n=config.synthetic_n, size=config.size, seed=config.seed, device=self.device, model=self.model)
@@ -442,6 +454,7 @@ class Trainer:
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer is not None else None,
                 "scaler": self.scaler.state_dict(), "step": self.step, "config": self.config.to_dict(), "rng": rng_states(),
                 "csv_rows": self.records.rows if self.records is not None else 0, "world_size": self.context.world_size,
+                "regressor": self.regressor_source,
                 "torch": str(torch.__version__)}
 
     def _load_state(self, payload: dict[str, Any]) -> None:
@@ -460,6 +473,11 @@ class Trainer:
             if self.context.is_main:
                 print(f"facelib.train: resuming a {payload.get('world_size')}-process run with {self.context.world_size} processes: "
                       "the items of each step change, so the run is no longer identical to an uninterrupted one")
+        stored = payload.get("regressor")
+        if stored is not None and stored != self.regressor_source:
+            # The coarse stage is part of the model being trained: another regressor would change every input.
+            raise CheckpointError(f"this run was trained with the regressor {stored}, but now {self.regressor_source} would be "
+                                  "used: point regressor_weights (or FACELIB_REGRESSOR_WEIGHTS) at the original file")
         set_rng_states(payload["rng"])
         self.step = int(payload["step"])
 
