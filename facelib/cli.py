@@ -113,11 +113,10 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from facelib.evaluate import table
+    from facelib.evaluate import evaluate, table
     from facelib.train.checkpoint import CheckpointError
     from facelib.train.evaluation import BASELINE, ablation_study, benchmark_faces, load_run, texture_methods
     from facelib.train.trainer import TrainingDiverged, config_from_args
-    from facelib.evaluate import evaluate
 
     try:
         if args.run:

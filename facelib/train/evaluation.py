@@ -24,7 +24,7 @@ import torch
 from facelib.data import benchmark
 from facelib.evaluate import Method, Prediction, Scores, evaluate
 from facelib.train.checkpoint import CheckpointManager
-from facelib.train.trainer import PARAM_KEYS, TrainConfig, Trainer
+from facelib.train.trainer import TrainConfig, Trainer
 
 ABLATIONS: dict[str, dict[str, object]] = {
     "no Refiner": {"refiner": False},
@@ -61,13 +61,8 @@ def texture_methods(trainer: Trainer, name: str = "GCN", baseline: bool = True) 
         return memo["value"]  # type: ignore[return-value]
 
     def frozen_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            frozen = trainer.frozen(batch)
-            params = {k: frozen[k] for k in PARAM_KEYS}
-            shape = trainer.model.shape(params["id"], params["exp"])
-            coarse = trainer.model.albedo(params["tex"]).clamp(0, 1)
-            rendering = trainer.renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
-            samples = trainer.renderer.sample_colors(frozen["image"], rendering)
+        frozen = trainer.frozen(batch)
+        params, _, coarse, _, samples = trainer.coarse_face(frozen)
         return {"params": params, "coarse": coarse, "colors": samples.colors, "visibility": samples.visibility,
                 "embedding": frozen["embedding"]}
 

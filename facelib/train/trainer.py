@@ -553,6 +553,20 @@ class Trainer:
                 self._cache[i] = {key: value[k] for key, value in fresh.items()}
         return {key: torch.stack([self._cache[i][key] for i in indices]) for key in self._cache[indices[0]]}
 
+    @torch.no_grad()
+    def coarse_face(self, inputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, Any, Any]:
+        """The coarse face of :meth:`frozen`'s output and what the GCN reads from it.
+
+        Returns:
+            (params, shape (B, V, 3), coarse albedo T (B, V, 3) in [0, 1], its rendering over the image,
+            :class:`~facelib.render.sample.VertexSamples` T_p and visibility).
+        """
+        params = {k: inputs[k] for k in PARAM_KEYS}
+        shape = self.model.shape(params["id"], params["exp"])
+        coarse = self.model.albedo(params["tex"]).clamp(0, 1)
+        rendering = self.renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
+        return params, shape, coarse, rendering, self.renderer.sample_colors(inputs["image"], rendering)
+
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -580,12 +594,9 @@ class Trainer:
 
         # 1-3: the frozen parts, without gradients.
         inputs = self.step_inputs(step) if batch is None else self.frozen(batch)
-        image, params, target, embedding = inputs["image"], {k: inputs[k] for k in PARAM_KEYS}, inputs["target"], inputs["embedding"]
+        image, target, embedding = inputs["image"], inputs["target"], inputs["embedding"]
+        params, shape, coarse, fitted, samples = self.coarse_face(inputs)
         with torch.no_grad():
-            shape = self.model.shape(params["id"], params["exp"])
-            coarse = self.model.albedo(params["tex"]).clamp(0, 1)
-            fitted = self.renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
-            samples = self.renderer.sample_colors(image, fitted)
             m_face = skin_mask(image, fitted.mask) if c.face_mask == "skin" else torch.ones_like(fitted.mask)
 
         # 4: the GCN, then the render in fp32.
