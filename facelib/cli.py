@@ -55,6 +55,60 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_reconstruct(args: argparse.Namespace) -> int:
+    import json
+
+    from facelib import config as settings
+    from facelib.data import benchmark
+    from facelib.evaluate import evaluate, improvement_table, table
+    from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
+    from facelib.reconstruct import BENCHMARK_BASELINE, ReconstructConfig, benchmark_methods
+    from facelib.refine import RefineConfig, TextureWeightsError
+
+    try:
+        overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
+        if args.steps is not None:
+            overrides["refine"] = RefineConfig(steps=args.steps)
+        config = ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device,
+                                   regressor_weights=args.regressor_weights, use_regressor=not args.no_regressor, **overrides)
+        if args.n < 2:
+            raise ValueError(f"--n {args.n}: the bootstrap interval needs at least 2 faces")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    device = settings.get_device(config.device, verbose=False)
+    try:
+        regressor = None
+        if config.use_regressor:
+            from facelib.nets.regressor import find_regressor_weights, load_regressor
+
+            path = find_regressor_weights(config.regressor_weights)
+            if path is None:
+                print("note: no regressor weights found: the fits start from the mean face")
+            else:
+                regressor = load_regressor(path, device, verbose=False)
+        encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
+        faces = benchmark(n=args.n, size=config.size, level=config.level, device=device)
+        print(f"facelib eval-reconstruct: {args.n} benchmark faces (seed 2020) at {config.size} px, mesh level {config.level}, "
+              f"on {device}: regress, fit {config.fit_steps} + refit {config.refit_steps} steps with M_face, "
+              f"refine {'with ' + str(config.gcn_weights) if config.gcn_weights else str(config.refine.steps) + ' steps per image'}")
+        methods = benchmark_methods(faces, config.level, config, regressor, encoder)
+        scores = evaluate(methods, faces, batch_size=args.eval_batch, progress=True)
+    except (TextureWeightsError, FaceNetWeightsError, RegressorWeightsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(table(scores, baseline=BENCHMARK_BASELINE))
+    print(improvement_table(scores, BENCHMARK_BASELINE))
+    print(f"time: {sum(s.seconds for s in scores.values()):.0f} s for {args.n} faces (fit and refinement)")
+    if args.json:
+        rows = {name: s.mean() | {"seconds": s.seconds} for name, s in scores.items()}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"faces": args.n, "size": config.size, "level": config.level,
+                                               "methods": rows}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from facelib.data import PHOTOS
 
@@ -216,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--regressor-weights", default=None, help="regressor weights (default: the bundled data/weights/regressor.pt)")
         p.add_argument("--no-regressor", action="store_true", help="start the fit from the mean face, not the regressor's prediction")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+
+    p = sub.add_parser("eval-reconstruct", help="score reconstruct's texture refinement against 3DMM only on the synthetic benchmark")
+    p.add_argument("--n", type=int, default=24, help="benchmark faces (seed 2020; about 15 s each on two CPU cores in fast mode)")
+    p.add_argument("--eval-batch", type=int, default=8, help="benchmark faces fitted and refined together")
+    p.add_argument("--json", default=None, help="also write the means to this JSON file")
+    reconstruct_options(p)
+    p.set_defaults(func=_eval_reconstruct)
 
     p = sub.add_parser("reconstruct", help="reconstruct the face of a photo: meshes, overlay, 3D viewer, summary")
     p.add_argument("photo", help="a photo with a face (JPEG, PNG, ...)")

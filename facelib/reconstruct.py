@@ -18,6 +18,9 @@ start values for the fit, or a callable that maps the aligned crop (1, S, S, 3) 
 
 The open face model has no UV coordinates, so there is no texture map: colours live on the
 vertices (OBJ ``v x y z r g b`` and PLY red/green/blue), as the paper's GCNs produce them.
+
+:func:`benchmark_methods` runs the same stages on the synthetic benchmark, where the true albedo is
+known (``python -m facelib eval-reconstruct``), beside a yardstick, :func:`delit_reference`.
 """
 
 from __future__ import annotations
@@ -166,6 +169,116 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
                  config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0))
     return first, second, m_face
+
+
+BENCHMARK_BASELINE = "3DMM only (regress + fit)"
+"""The name of :func:`benchmark_methods`' 3DMM-only method in tables."""
+
+DELIT_REFERENCE = "photo de-lit (reference)"
+"""The name of :func:`delit_reference` in :func:`benchmark_methods`' tables."""
+
+
+def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
+                      encoder: torch.nn.Module | None = None) -> dict[str, Callable]:
+    """This pipeline as two methods of :func:`facelib.evaluate.evaluate`: 3DMM only, and refined.
+
+    Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
+    the fit with M_face (:func:`fit_with_skin_mask`; the faces' true 68 landmarks stand in for
+    MTCNN's five, because detection is not what is measured here), and the texture refinement. Both
+    methods share one run per batch and the same fitted geometry and light, so their difference is
+    the refinement alone.
+
+    Args:
+        faces: the benchmark (:func:`facelib.data.benchmark`); its model and renderer are used.
+        level: the subdivision level of the benchmark's mesh (the one it was made with).
+        config: steps of the fits and the refinement (``size`` and ``level`` are the benchmark's, not
+            these); ``gcn_weights`` scores dataset-trained weights instead of per-image optimisation.
+        regressor: the stage-1 regressor (None: the fit starts from the mean face).
+        encoder: the face embedder (default: :class:`~facelib.nets.IdentityEncoder` as
+            :func:`reconstruct` makes it).
+
+    Returns:
+        {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
+        :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick}.
+    """
+    from facelib.evaluate import Prediction
+    from facelib.morphable.landmarks import five_from_68
+    from facelib.nets import IdentityEncoder
+
+    config = config or ReconstructConfig()
+    if encoder is None:
+        encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
+    hierarchy = texture_hierarchy(load_open_model(level=0, verbose=False), level)
+    if hierarchy.num_vertices[0] != faces.model.num_vertices:
+        raise ValueError(f"level {level} has {hierarchy.num_vertices[0]:,} vertices, the benchmark's mesh "
+                         f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
+    memo: dict[str, object] = {}
+    keys = ("id", "exp", "angles", "translation", "gamma")
+
+    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, torch.Tensor]:
+        # Both methods read the same batch one after the other: fit and refine it once.
+        if memo.get("image") is not batch["image"]:
+            photo = batch["image"]
+            start = None
+            if regressor is not None:
+                with torch.no_grad():
+                    start = regressor.to(photo.device)(photo)
+            first, second, m_face = fit_with_skin_mask(faces.model, photo, five_from_68(batch["landmarks"]), faces.renderer,
+                                                       config.fit_steps, config.refit_steps, start)
+            params = (second or first).params
+            result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
+                            config.refine, weights=config.gcn_weights)
+            memo.update(image=photo, value=(params, result, delit_reference(faces.model, faces.renderer, photo, params, m_face)))
+        return memo["value"]  # type: ignore[return-value]
+
+    def coarse(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, result, _ = run(batch)
+        return Prediction(result.coarse, {k: params[k] for k in keys})
+
+    def refined(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, result, _ = run(batch)
+        return Prediction(result.albedo, {k: params[k] for k in keys})
+
+    def reference(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, _, albedo = run(batch)
+        return Prediction(albedo, {k: params[k] for k in keys})
+
+    name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
+    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference}
+
+
+@torch.no_grad()
+def delit_reference(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The photo itself as albedo, where it can be read: a yardstick for texture refinement, not a method.
+
+        T_ref = T + c (T_p / E - T)
+
+    with T_p the photo's colours at the vertices, E the fitted irradiance and c the confidence of
+    :func:`~facelib.refine.reliable_samples` (0 where a vertex is hidden, unlit or unreliable). It is
+    what a refinement could reach that trusts the photo completely under the fitted shape and
+    light, noise included; a refinement that keeps the fitted light cannot change the error that
+    light leaves (the albedo's overall gain and tint).
+
+    Args:
+        model: the morphable model the albedo lives on.
+        renderer: a renderer of ``model`` at the photo's size.
+        photo: (B, H, W, 3) the photos.
+        params: the fitted unknowns (:attr:`facelib.fit.FitResult.params`).
+        mask: (B, H, W) M_face (default: everywhere).
+
+    Returns:
+        (B, V, 3) T_ref in [0, 1].
+    """
+    from facelib.refine import reliable_samples
+    from facelib.render.lighting import unshade
+
+    coarse = model.albedo(params["tex"]).clamp(0, 1)
+    fitted = renderer.render(model.shape(params["id"], params["exp"]), coarse, params["angles"], params["translation"], params["gamma"])
+    samples = reliable_samples(renderer, photo, fitted, mask)
+    delit, lit = unshade(samples.colors, fitted.normals, params["gamma"])
+    confidence = (samples.visibility * lit).unsqueeze(-1)
+    return (coarse + confidence * (delit - coarse)).clamp(0, 1)
 
 
 def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:

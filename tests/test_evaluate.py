@@ -86,3 +86,21 @@ def test_paired_improvement_and_its_interval():
     assert low < 0 < high  # noise alone: the interval holds 0
     with pytest.raises(ValueError, match="at least two"):
         paired_improvement(torch.tensor([0.1, float("nan")]), torch.tensor([0.1, 0.2]))
+
+
+def test_improvement_table_reports_each_method_against_the_baseline():
+    from facelib.evaluate import Scores, improvement_table
+
+    gen = torch.Generator().manual_seed(5)
+    base = 0.1 + 0.02 * torch.rand(30, generator=gen)
+    errors = {"face": base, "detail": base * 2}
+    scores = {"base": Scores("base", albedo=errors),
+              "better": Scores("better", albedo={k: v * 0.8 for k, v in errors.items()}),
+              "worse": Scores("worse", albedo={k: v * 1.1 for k, v in errors.items()})}
+    text = improvement_table(scores, "base", errors=("face", "detail"))
+    lines = text.splitlines()
+    assert len(lines) == 1 + 2 * 2  # a heading, then two methods x two errors; not the baseline against itself
+    assert "better" in lines[1] and "face" in lines[1] and "20.00 % lower" in lines[1] and "95 % interval" in lines[1]
+    assert "-10.00 % lower" in lines[3]
+    with pytest.raises(ValueError, match="baseline 'nope'"):
+        improvement_table(scores, "nope")

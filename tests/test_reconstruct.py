@@ -232,3 +232,41 @@ def test_refine_checks_its_inputs(open_model, small_scene):
         refine(open_model, photo, params, encoder, renderer, hierarchy=texture_hierarchy(open_model, 1))
     with pytest.raises(ValueError, match="steps must be"):
         RefineConfig(steps=0)
+
+
+def test_delit_reference_recovers_detail_under_the_true_light():
+    """With the true shape and light, the photo de-lit at its confident vertices holds the detail the 3DMM lacks.
+
+    Measured on the first two benchmark faces at 112 px: detail-band error 0.137 -> 0.113 over eight faces.
+    Hidden vertices keep the 3DMM albedo (nothing to read there).
+    """
+    from facelib.data import benchmark
+    from facelib.evaluate import truth_masks
+    from facelib.reconstruct import delit_reference
+
+    faces = benchmark(n=2, size=112, level=0, device="cpu")
+    batch = faces.batch(range(2))
+    params = {k: batch[k] for k in ("id", "exp", "tex", "angles", "translation", "gamma")}
+    reference = delit_reference(faces.model, faces.renderer, batch["image"], params, batch["skin"])
+    coarse = faces.model.albedo(batch["tex"]).clamp(0, 1)
+    detail = truth_masks(faces, batch)["detail"]
+
+    def error(albedo: torch.Tensor) -> float:
+        return float(((albedo - batch["albedo"]).abs().mean(-1) * detail).sum() / detail.sum())
+
+    assert error(reference) < 0.92 * error(coarse), (error(coarse), error(reference))
+    unchanged = (reference == coarse).all(-1).float().mean()
+    assert 0.3 < unchanged < 0.95  # hidden and unreliable vertices stay, the confident ones move
+
+
+def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("3DMM only (regress + fit)", "GCN refined (per image)", "photo de-lit (reference)", "95 % interval"):
+        assert name in printed
+    rows = json.loads(out.read_text())
+    assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 3
+    assert all(0 < m["albedo_face"] < 1 for m in rows["methods"].values())
+    assert main(["eval-reconstruct", "--n", "1"]) == 2
+    assert "at least 2 faces" in capsys.readouterr().err
