@@ -199,3 +199,21 @@ def test_cli_refuses_a_broken_regressor_file(tmp_path, capsys):
                  "--regressor-weights", str(tmp_path / "junk.pt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot read regressor weights") and "--no-regressor" in err and "Traceback" not in err
+
+
+def test_pool_cache_is_reused_only_for_the_same_distribution(tmp_path, monkeypatch, capsys):
+    from facelib import config as settings
+    from facelib.train.regressor import render_pool
+
+    monkeypatch.setattr(settings, "CACHE_DIR", tmp_path)
+    first = render_pool(2, 32, seed=1, verbose=True)
+    assert "rendered 2 faces" in capsys.readouterr().out
+    again = render_pool(2, 32, seed=1, verbose=True)
+    assert "from" in capsys.readouterr().out and "key" not in again
+    assert torch.equal(first["image"], again["image"])
+    (path,) = (tmp_path / "regressor_pool").iterdir()
+    stale = torch.load(path, weights_only=True) | {"key": "made by an older facelib"}
+    torch.save(stale, path)
+    render_pool(2, 32, seed=1, verbose=True)
+    printed = capsys.readouterr().out
+    assert "another face distribution" in printed and "rendered 2 faces" in printed

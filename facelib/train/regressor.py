@@ -44,6 +44,8 @@ from facelib.nets.regressor import GROUPS, Regressor, save_regressor
 from facelib.render import Camera, FaceRenderer
 
 POOL_SPLIT = "regressor"
+POOL_FORMAT = "facelib.regressor_pool/2"
+"""Changes when the pool's layout does; part of the cache key of :func:`render_pool`."""
 """The SyntheticFaces split of the training pool (disjoint from the benchmark split)."""
 
 
@@ -114,14 +116,23 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
 
     from facelib.data import SyntheticFaces
 
+    from facelib.data import SyntheticConfig
+
     path = settings.CACHE_DIR / "regressor_pool" / f"pool-n{n}-s{size}-seed{seed}-level{level}.pt"
+    # What else decides the pool's content: the faces' distribution and torch's random streams. A
+    # cache made under other ones is stale, although its name and shapes match.
+    key = f"{POOL_FORMAT}|{SyntheticConfig()!r}|torch {torch.__version__.split('+')[0]}"
     if cache and path.is_file():
         try:
             pool = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(pool, dict) and pool.get("image", torch.empty(0)).shape == (n, size, size, 3):
+            if not isinstance(pool, dict) or pool.get("image", torch.empty(0)).shape != (n, size, size, 3):
+                print(f"regressor pool: the cache {path} holds something else; rendering again")
+            elif pool.get("key") != key:
+                print(f"regressor pool: the cache {path} was made with another face distribution or torch; rendering again")
+            else:
                 if verbose:
                     print(f"regressor pool: {n} faces at {size} px from {path}")
-                return pool
+                return {k: v for k, v in pool.items() if k != "key"}
         except Exception as err:  # a truncated cache file: render again
             print(f"regressor pool: ignoring the unreadable cache {path} ({type(err).__name__}); rendering again")
     faces = SyntheticFaces(n=n, size=size, seed=seed, level=level, device=device, split=POOL_SPLIT)
@@ -140,7 +151,7 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(pool, tmp)
+        torch.save(pool | {"key": key}, tmp)
         tmp.replace(path)
     return pool
 
