@@ -61,6 +61,12 @@ def test_gradient_penalty_matches_a_hand_computed_value():
     x_hat = eps[:, None] * real + (1 - eps[:, None]) * fake  # [[0.25, 0], [1, 2]]
     expected = ((2 * x_hat).norm(dim=1) - 1).pow(2).mean()
     assert torch.isclose(gradient_penalty(lambda x: x.pow(2).sum(-1), real, fake, epsilon=eps), expected)
+    # Under fp16 autocast the scores are scaled before the gradient and the gradient unscaled after:
+    # the same penalty, whatever the scale.
+    for scale in (1.0, 1024.0, 65536.0):
+        assert torch.isclose(gradient_penalty(lambda x: x.pow(2).sum(-1), real, fake, epsilon=eps, grad_scale=scale), expected)
+    with pytest.raises(ValueError, match="grad_scale"):
+        gradient_penalty(critic, real, fake, grad_scale=0.0)
 
 
 def test_wgan_losses_train_the_right_parties():

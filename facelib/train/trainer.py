@@ -28,10 +28,12 @@ Design decisions (see also the ``facelib.train`` docstring):
   every random draw inside a step (the gradient penalty's interpolation) comes from a generator
   seeded by (seed, step, rank). A resumed run therefore repeats the uninterrupted one exactly,
   given the same weights and optimiser states (which the checkpoint holds).
-* **AMP**: on CUDA, the GCN, FaceNet and the critic run under bf16 autocast; rendering stays in
-  fp32 (pixel coordinates at 224 px need more than bf16's 8 bits of mantissa). On the CPU the
-  trainer runs in fp32: bf16 sparse CSR matrix products (the Chebyshev recurrence) are not
-  implemented there. fp16 is offered with a GradScaler; bf16 needs none.
+* **AMP**: on CUDA, the GCN, FaceNet and the critic run under bf16 autocast (cards older than
+  Ampere, such as Colab's T4, emulate it slowly, and are told so); rendering stays in fp32 (pixel
+  coordinates at 224 px need more than bf16's 8 bits of mantissa). On the CPU the trainer runs in
+  fp32: bf16 sparse CSR matrix products (the Chebyshev recurrence) are not implemented there.
+  fp16 runs with one GradScaler per optimiser, and the gradient penalty is taken on scaled scores
+  (:func:`~facelib.losses.gradient_penalty`'s ``grad_scale``); bf16 needs no scaling.
 * **NaN/Inf**: a non-finite loss term stops training with :class:`TrainingDiverged` naming the term
   and the step; no checkpoint is written for that step, so the last good one remains.
 """
@@ -114,7 +116,8 @@ class TrainConfig:
         critic_steps: critic updates per generator step (the official 5; 1 or 0 for speed).
         critic_width: channels of the critic's first layer (64 in the paper).
         penalty: the gradient penalty weight (10).
-        amp: "auto" (bf16 on CUDA, fp32 on the CPU), "off", "bf16" or "fp16" (CUDA only).
+        amp: "auto" (bf16 on CUDA, fp32 on the CPU), "off", "bf16" or "fp16" (CUDA only; fp16 may be
+            faster on cards older than Ampere, which emulate bf16).
         compile: ``torch.compile`` the GCN and the critic.
         cache: keep each item's image, coarse unknowns and embeddings in memory after its first use.
             Exact (they are frozen functions of the item), and it spares FaceNet, the regressor and
@@ -298,6 +301,11 @@ def frozen_facenet(weights: str | None, allow_untrained: bool, device: torch.dev
 
 
 # ---- the trainer ---------------------------------------------------------------------------------
+
+def _native_bf16(device: torch.device) -> bool:
+    """Whether this CUDA device computes in bf16 natively (compute capability 8.0, Ampere, or later)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
 class Trainer:
     """Trains a TextureGCN with Lin et al.'s losses (see the module docstring).
 
@@ -381,7 +389,10 @@ class Trainer:
         self.gcn_optimizer = torch.optim.Adam(self.gcn.parameters(), lr=config.lr, betas=config.betas)
         self.critic_optimizer = (torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=config.betas)
                                  if self.critic is not None else None)
+        # One GradScaler per optimiser: an overflow in the critic's step must not skip the GCN's, and
+        # each scale should follow its own gradients (PyTorch's AMP notes on several optimisers).
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.critic_scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
         csv_rows = None
         if payload is not None:
@@ -403,7 +414,14 @@ class Trainer:
     # ---- set-up helpers --------------------------------------------------------------------------
     def _amp_dtype(self, amp: str) -> torch.dtype | None:
         if amp == "auto":
-            return torch.bfloat16 if self.device.type == "cuda" else None
+            if self.device.type != "cuda":
+                return None
+            if not _native_bf16(self.device):
+                # bf16 runs everywhere (emulated, slowly, on older cards); fp16 is faster there but
+                # its sparse path has not been measured on such a card yet, so it is offered, not chosen.
+                print(f"facelib.train: {torch.cuda.get_device_name(self.device)} has no native bf16 (it needs Ampere or later) "
+                      "and emulates it slowly; amp='fp16' (--amp fp16) may be faster on it")
+            return torch.bfloat16
         if amp == "off":
             return None
         if self.device.type != "cuda":
@@ -452,7 +470,7 @@ class Trainer:
                 "critic": {k: v.detach().cpu() for k, v in self.critic.state_dict().items()} if self.critic is not None else None,
                 "gcn_optimizer": self.gcn_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer is not None else None,
-                "scaler": self.scaler.state_dict(), "step": self.step, "config": self.config.to_dict(), "rng": rng_states(),
+                "scaler": self.scaler.state_dict(), "critic_scaler": self.critic_scaler.state_dict(), "step": self.step, "config": self.config.to_dict(), "rng": rng_states(),
                 "csv_rows": self.records.rows if self.records is not None else 0, "world_size": self.context.world_size,
                 "regressor": self.regressor_source,
                 "torch": str(torch.__version__)}
@@ -466,6 +484,8 @@ class Trainer:
                 self.critic_optimizer.load_state_dict(payload["critic_optimizer"])
             if payload.get("scaler"):
                 self.scaler.load_state_dict(payload["scaler"])
+            if payload.get("critic_scaler"):  # older checkpoints shared one scaler: the critic's starts afresh
+                self.critic_scaler.load_state_dict(payload["critic_scaler"])
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise CheckpointError(f"the checkpoint does not fit this run's networks ({type(err).__name__}: {err})") from err
         if int(payload.get("world_size", 1)) != self.context.world_size:
@@ -613,12 +633,13 @@ class Trainer:
         if self.critic is not None and c.critic_steps > 0:
             fake = composite.detach()
             for _ in range(c.critic_steps):
+                scale = self.critic_scaler.get_scale() if self.critic_scaler.is_enabled() else 1.0
                 with self._autocast():
-                    loss, parts = critic_loss(self.critic_train, image, fake, c.penalty, generator=gen)
+                    loss, parts = critic_loss(self.critic_train, image, fake, c.penalty, generator=gen, grad_scale=scale)
                 self.critic_optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.critic_optimizer)
-                self.scaler.update()
+                self.critic_scaler.scale(loss).backward()
+                self.critic_scaler.step(self.critic_optimizer)
+                self.critic_scaler.update()
             log |= {"critic": float(loss.detach()), **parts}
 
         # 5: the generator's losses.
