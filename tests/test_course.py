@@ -104,3 +104,30 @@ def test_lesson00_exercise_catches_the_common_mistakes():
     assert "channels should come first" in ex.evaluate(lambda im: im.float() / 255)[1]
     assert "[0, 1]" in ex.evaluate(lambda im: im.permute(2, 0, 1).float())[1]
     assert "float32" in ex.evaluate(lambda im: im.permute(2, 0, 1).double() / 255)[1]
+
+
+def test_lesson05_atomic_save_check_catches_in_place_writes():
+    import io
+
+    import torch
+
+    from facelib.course import lesson05
+
+    ex = lesson05.save_atomically_exercise
+    assert ex.evaluate(lesson05.save_atomically)[0] is Status.CORRECT
+
+    def plain(payload, path):  # torch.save straight onto the checkpoint
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, path)
+        return path
+
+    def buffered(payload, path):  # serialised in memory first, then written in place: still not atomic
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        path.write_bytes(buffer.getvalue())
+        return path
+
+    assert "destroyed the previous checkpoint" in ex.evaluate(plain)[1]
+    status, message = ex.evaluate(buffered)
+    assert status is Status.WRONG and "overwritten in place" in message

@@ -78,9 +78,15 @@ def _test_save_atomically(answer) -> None:
         expect(survivor is not None and survivor["step"] == 1,
                "a crash while writing destroyed the previous checkpoint: write to a temporary file "
                "in the same folder first, then os.replace it onto `path`")
+        before = path.stat().st_ino
         answer({"step": 3}, path)
         expect(torch.load(path, weights_only=True)["step"] == 3, "a later save should replace the checkpoint")
         expect(os.access(path, os.R_OK), "the checkpoint is not readable")
+        # Opening `path` for writing truncates the old checkpoint in place (the same inode): a crash
+        # during that write leaves half a file, however the bytes were prepared. A rename brings a new file.
+        expect(path.stat().st_ino != before,
+               "the checkpoint was overwritten in place (opening `path` for writing empties it first, so a crash "
+               "during the write leaves half a file): write a temporary file in the same folder, then os.replace it onto `path`")
 
 
 save_atomically_exercise = Exercise(
