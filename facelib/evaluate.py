@@ -319,7 +319,11 @@ def improvement_table(scores: dict[str, Scores], baseline: str, errors: Iterable
         if name == baseline:
             continue
         for error in errors:
-            r, lo, hi = paired_improvement(scores[baseline].albedo[error], s.albedo[error], resamples)
+            try:
+                r, lo, hi = paired_improvement(scores[baseline].albedo[error], s.albedo[error], resamples)
+            except ValueError:  # fewer than two faces have this vertex set (a face without detail has none)
+                lines.append(f"  {name:<26}{error:<9}   n/a (fewer than two faces have these vertices)")
+                continue
             lines.append(f"  {name:<26}{error:<9}{100 * r:6.2f} % lower (95 % interval {100 * lo:.2f} to {100 * hi:.2f})")
     return "\n".join(lines)
 

@@ -183,10 +183,10 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     """This pipeline as two methods of :func:`facelib.evaluate.evaluate`: 3DMM only, and refined.
 
     Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
-    the fit with M_face (:func:`fit_with_skin_mask`; the faces' true 68 landmarks stand in for
-    MTCNN's five, because detection is not what is measured here), and the texture refinement. Both
-    methods share one run per batch and the same fitted geometry and light, so their difference is
-    the refinement alone.
+    the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true 68
+    landmarks stand in for MTCNN's five, because detection is not what is measured here), and the
+    texture refinement on the benchmark's mesh. The methods share one run per batch and the same
+    fitted geometry and light, so their difference is the refinement alone.
 
     Args:
         faces: the benchmark (:func:`facelib.data.benchmark`); its model and renderer are used.
@@ -208,12 +208,21 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     config = config or ReconstructConfig()
     if encoder is None:
         encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
-    hierarchy = texture_hierarchy(load_open_model(level=0, verbose=False), level)
+    base = load_open_model(level=0, verbose=False)
+    hierarchy = texture_hierarchy(base, level)
     if hierarchy.num_vertices[0] != faces.model.num_vertices:
         raise ValueError(f"level {level} has {hierarchy.num_vertices[0]:,} vertices, the benchmark's mesh "
                          f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
     memo: dict[str, object] = {}
     keys = ("id", "exp", "angles", "translation", "gamma")
+    fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}
+
+    def level0(device: torch.device) -> tuple[MorphableModel, FaceRenderer]:
+        # As in reconstruct: the fit runs on the level-0 mesh (the coefficients do not depend on the level).
+        if device not in fit_renderers:
+            model0 = faces.model if level == 0 else base.to(device)
+            fit_renderers[device] = (model0, faces.renderer if level == 0 else FaceRenderer.for_model(model0, faces.size))
+        return fit_renderers[device]
 
     def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, torch.Tensor]:
         # Both methods read the same batch one after the other: fit and refine it once.
@@ -223,7 +232,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
             if regressor is not None:
                 with torch.no_grad():
                     start = regressor.to(photo.device)(photo)
-            first, second, m_face = fit_with_skin_mask(faces.model, photo, five_from_68(batch["landmarks"]), faces.renderer,
+            model0, renderer0 = level0(photo.device)
+            first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
                                                        config.fit_steps, config.refit_steps, start)
             params = (second or first).params
             result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,

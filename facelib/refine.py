@@ -50,7 +50,7 @@ Two ways to get theta:
   (-3 % in 100 steps) and adds a little noise to faces without. After the real pipeline
   (``python -m facelib eval-reconstruct --n 48``: regress, fit, M_face, refit, refine at 128 px) it
   lowers the error by 0.12 % over the face (95 % interval 0.02 to 0.22) and 0.17 % in the detail
-  band: real, and small. Whole-face error is dominated by what the refinement keeps, the fitted
+  band (0.05 to 0.31): real, and small. Whole-face error is dominated by what the refinement keeps, the fitted
   light's gain and the hidden vertices: even the photo itself, de-lit at every reliable vertex
   (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over the face there and 2.1 % better
   in the detail band. Larger learning rates, a de-lit input, comparing in albedo space, a weaker

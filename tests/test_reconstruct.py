@@ -237,7 +237,7 @@ def test_refine_checks_its_inputs(open_model, small_scene):
 def test_delit_reference_recovers_detail_under_the_true_light():
     """With the true shape and light, the photo de-lit at its confident vertices holds the detail the 3DMM lacks.
 
-    Measured on the first two benchmark faces at 112 px: detail-band error 0.137 -> 0.113 over eight faces.
+    The first two benchmark faces at 112 px (on the first eight, the detail-band error falls 0.137 -> 0.113).
     Hidden vertices keep the 3DMM albedo (nothing to read there).
     """
     from facelib.data import benchmark
@@ -268,5 +268,7 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     rows = json.loads(out.read_text())
     assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 3
     assert all(0 < m["albedo_face"] < 1 for m in rows["methods"].values())
-    assert main(["eval-reconstruct", "--n", "1"]) == 2
+    assert main(["eval-reconstruct", "-n", "1"]) == 2
     assert "at least 2 faces" in capsys.readouterr().err
+    assert main(["eval-reconstruct", "--gcn-weights", "w.pt", "--steps", "5"]) == 2
+    assert "give one of them" in capsys.readouterr().err

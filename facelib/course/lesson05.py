@@ -84,6 +84,8 @@ def _test_save_atomically(answer) -> None:
         expect(os.access(path, os.R_OK), "the checkpoint is not readable")
         # Opening `path` for writing truncates the old checkpoint in place (the same inode): a crash
         # during that write leaves half a file, however the bytes were prepared. A rename brings a new file.
+        # (Deleting `path` and then writing it is not atomic either, and can slip through: the file
+        # system may hand the freed inode number straight to the new file.)
         expect(path.stat().st_ino != before,
                "the checkpoint was overwritten in place (opening `path` for writing empties it first, so a crash "
                "during the write leaves half a file): write a temporary file in the same folder, then os.replace it onto `path`")

@@ -44,9 +44,11 @@ from facelib.nets.regressor import GROUPS, Regressor, save_regressor
 from facelib.render import Camera, FaceRenderer
 
 POOL_SPLIT = "regressor"
-POOL_FORMAT = "facelib.regressor_pool/2"
-"""Changes when the pool's layout does; part of the cache key of :func:`render_pool`."""
 """The SyntheticFaces split of the training pool (disjoint from the benchmark split)."""
+
+POOL_FORMAT = "facelib.regressor_pool/2"
+"""Part of the cache key of :func:`render_pool`, with the SyntheticConfig and torch's version. Bump it
+when anything else that decides the pool's pixels changes (the open model, the backgrounds, the renderer)."""
 
 
 @dataclass
@@ -114,9 +116,7 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
     """
     from tqdm.auto import tqdm
 
-    from facelib.data import SyntheticFaces
-
-    from facelib.data import SyntheticConfig
+    from facelib.data import SyntheticConfig, SyntheticFaces
 
     path = settings.CACHE_DIR / "regressor_pool" / f"pool-n{n}-s{size}-seed{seed}-level{level}.pt"
     # What else decides the pool's content: the faces' distribution and torch's random streams. A

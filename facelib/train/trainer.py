@@ -29,7 +29,8 @@ Design decisions (see also the ``facelib.train`` docstring):
   seeded by (seed, step, rank). A resumed run therefore repeats the uninterrupted one exactly,
   given the same weights and optimiser states (which the checkpoint holds).
 * **AMP**: on CUDA, the GCN, FaceNet and the critic run under bf16 autocast (cards older than
-  Ampere, such as Colab's T4, emulate it slowly, and are told so); rendering stays in fp32 (pixel
+  Ampere, such as Colab's T4, train in fp32 and are told so: cuSPARSE has no bf16 products on
+  them, and the Chebyshev recurrence is sparse); rendering stays in fp32 (pixel
   coordinates at 224 px need more than bf16's 8 bits of mantissa). On the CPU the trainer runs in
   fp32: bf16 sparse CSR matrix products (the Chebyshev recurrence) are not implemented there.
   fp16 runs with one GradScaler per optimiser, and the gradient penalty is taken on scaled scores
@@ -116,8 +117,8 @@ class TrainConfig:
         critic_steps: critic updates per generator step (the official 5; 1 or 0 for speed).
         critic_width: channels of the critic's first layer (64 in the paper).
         penalty: the gradient penalty weight (10).
-        amp: "auto" (bf16 on CUDA, fp32 on the CPU), "off", "bf16" or "fp16" (CUDA only; fp16 may be
-            faster on cards older than Ampere, which emulate bf16).
+        amp: "auto" (bf16 on Ampere or later, fp32 on older cards and on the CPU), "off", "bf16" or
+            "fp16" (CUDA only; fp16 may be faster on cards older than Ampere, untested there).
         compile: ``torch.compile`` the GCN and the critic.
         cache: keep each item's image, coarse unknowns and embeddings in memory after its first use.
             Exact (they are frozen functions of the item), and it spares FaceNet, the regressor and
@@ -389,8 +390,8 @@ class Trainer:
         self.gcn_optimizer = torch.optim.Adam(self.gcn.parameters(), lr=config.lr, betas=config.betas)
         self.critic_optimizer = (torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, betas=config.betas)
                                  if self.critic is not None else None)
-        # One GradScaler per optimiser: an overflow in the critic's step must not skip the GCN's, and
-        # each scale should follow its own gradients (PyTorch's AMP notes on several optimisers).
+        # One GradScaler per optimiser, so that each loss scale follows its own gradients (the critic's
+        # and the GCN's differ by orders of magnitude).
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.critic_scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
@@ -417,16 +418,20 @@ class Trainer:
             if self.device.type != "cuda":
                 return None
             if not _native_bf16(self.device):
-                # bf16 runs everywhere (emulated, slowly, on older cards); fp16 is faster there but
-                # its sparse path has not been measured on such a card yet, so it is offered, not chosen.
-                print(f"facelib.train: {torch.cuda.get_device_name(self.device)} has no native bf16 (it needs Ampere or later) "
-                      "and emulates it slowly; amp='fp16' (--amp fp16) may be faster on it")
+                # cuSPARSE refuses bf16 below compute capability 8.0, and the Chebyshev recurrence is
+                # sparse: such cards train in fp32. fp16 is offered, but has not been measured on one.
+                print(f"facelib.train: {torch.cuda.get_device_name(self.device)} has no bf16 sparse products (they need "
+                      "Ampere or later): training in fp32; amp='fp16' (--amp fp16) may be faster, untested on such a card")
+                return None
             return torch.bfloat16
         if amp == "off":
             return None
         if self.device.type != "cuda":
             raise ValueError(f"amp={amp!r} needs CUDA: on the CPU, bf16 sparse CSR products (the Chebyshev recurrence) are not "
                              "implemented and fp16 is slow; use amp='off' or 'auto'")
+        if amp == "bf16" and not _native_bf16(self.device):
+            raise ValueError(f"amp='bf16': {torch.cuda.get_device_name(self.device)} has no bf16 sparse products (cuSPARSE "
+                             "needs compute capability 8.0, Ampere, or later); use amp='auto' (fp32 here), 'off' or 'fp16'")
         return torch.bfloat16 if amp == "bf16" else torch.float16
 
     def _schedule(self):
@@ -632,15 +637,28 @@ class Trainer:
         log: dict[str, float] = {}
         if self.critic is not None and c.critic_steps > 0:
             fake = composite.detach()
+            skipped = 0
             for _ in range(c.critic_steps):
-                scale = self.critic_scaler.get_scale() if self.critic_scaler.is_enabled() else 1.0
+                fp16 = self.critic_scaler.is_enabled()
+                scale_before = self.critic_scaler.get_scale() if fp16 else 1.0
                 with self._autocast():
-                    loss, parts = critic_loss(self.critic_train, image, fake, c.penalty, generator=gen, grad_scale=scale)
+                    # The penalty's inner scale only keeps fp16 gradients from underflowing; it is
+                    # divided out at once, so it need not be the loss scale, and 2^16 itself would
+                    # overflow fp16 (its largest value is 65,504).
+                    loss, parts = critic_loss(self.critic_train, image, fake, c.penalty, generator=gen,
+                                              grad_scale=min(scale_before, 2.0 ** 12))
                 self.critic_optimizer.zero_grad(set_to_none=True)
                 self.critic_scaler.scale(loss).backward()
                 self.critic_scaler.step(self.critic_optimizer)
                 self.critic_scaler.update()
-            log |= {"critic": float(loss.detach()), **parts}
+                if fp16 and self.critic_scaler.get_scale() < scale_before:
+                    # GradScaler found inf/NaN and skipped this update (it lowered the scale): routine
+                    # under fp16, not a divergence, so its values stay out of the log and the NaN check.
+                    skipped += 1
+                    continue
+                log = {"critic": float(loss.detach()), **parts}
+            if skipped:
+                log["critic_skipped"] = float(skipped)
 
         # 5: the generator's losses.
         terms = {"pixel": photometric_loss(rendering.image, image, rendering.mask * m_face),
