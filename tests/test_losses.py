@@ -116,3 +116,19 @@ def test_albedo_regularisers(open_model):
     assert albedo_symmetry(one_sided, open_model.mirror) > albedo_symmetry(mean, open_model.mirror) + 0.05
     spotty = uniform + 0.2 * torch.randn_like(uniform)
     assert albedo_variance(spotty, skin) > albedo_variance(uniform + 0.05 * torch.randn_like(uniform), skin) > 0
+
+
+def test_gradient_penalty_under_fp16_needs_an_inner_scale_below_fp16s_range():
+    """Why the trainer caps the penalty's inner scale at 2^12: the gradient seed 2^16 overflows fp16 (max 65,504)."""
+    from facelib.nets import Discriminator
+
+    torch.manual_seed(0)
+    critic = Discriminator(64, width=4)
+    real, fake = torch.rand(2, 64, 64, 3), torch.rand(2, 64, 64, 3)
+    eps = torch.tensor([0.3, 0.7])
+    reference = gradient_penalty(critic, real, fake, epsilon=eps)
+    with torch.autocast("cpu", dtype=torch.float16):
+        capped = gradient_penalty(critic, real, fake, epsilon=eps, grad_scale=2.0 ** 12)
+        overflowing = gradient_penalty(critic, real, fake, epsilon=eps, grad_scale=2.0 ** 16)
+    assert torch.isfinite(capped) and torch.isclose(capped.float(), reference, rtol=0.05)
+    assert not torch.isfinite(overflowing)
