@@ -31,18 +31,26 @@ def _faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconstruct_config(args: argparse.Namespace):
+    """The ReconstructConfig of the reconstruct options (``reconstruct_options``); ValueError for bad values."""
+    from facelib.reconstruct import ReconstructConfig
+    from facelib.refine import RefineConfig
+
+    overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
+    if args.steps is not None:
+        overrides["refine"] = RefineConfig(steps=args.steps)
+    return ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device,
+                             regressor_weights=args.regressor_weights, use_regressor=not args.no_regressor, **overrides)
+
+
 def _reconstruct(args: argparse.Namespace) -> int:
     from facelib.data import ImageError
     from facelib.nets import FaceNetWeightsError, RegressorWeightsError
-    from facelib.reconstruct import ReconstructConfig, reconstruct
-    from facelib.refine import RefineConfig, TextureWeightsError
+    from facelib.reconstruct import reconstruct
+    from facelib.refine import TextureWeightsError
 
     try:
-        overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
-        if args.steps is not None:
-            overrides["refine"] = RefineConfig(steps=args.steps)
-        config = ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device,
-                                   regressor_weights=args.regressor_weights, use_regressor=not args.no_regressor, **overrides)
+        config = _reconstruct_config(args)
     except ValueError as err:  # option values out of range
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -63,15 +71,11 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     from facelib.data import benchmark
     from facelib.evaluate import evaluate, improvement_table, table
     from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
-    from facelib.reconstruct import BENCHMARK_BASELINE, ReconstructConfig, benchmark_methods
-    from facelib.refine import RefineConfig, TextureWeightsError
+    from facelib.reconstruct import BENCHMARK_BASELINE, benchmark_methods
+    from facelib.refine import TextureWeightsError
 
     try:
-        overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
-        if args.steps is not None:
-            overrides["refine"] = RefineConfig(steps=args.steps)
-        config = ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device,
-                                   regressor_weights=args.regressor_weights, use_regressor=not args.no_regressor, **overrides)
+        config = _reconstruct_config(args)
         if args.n < 2:
             raise ValueError(f"--n {args.n}: the bootstrap interval needs at least 2 faces")
         if args.gcn_weights and args.steps is not None:
