@@ -180,7 +180,7 @@ DELIT_REFERENCE = "photo de-lit (reference)"
 
 def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
                       encoder: torch.nn.Module | None = None) -> dict[str, Callable]:
-    """This pipeline as two methods of :func:`facelib.evaluate.evaluate`: 3DMM only, and refined.
+    """This pipeline as methods of :func:`facelib.evaluate.evaluate`: 3DMM only, refined, and a yardstick.
 
     Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
     the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true 68

@@ -30,10 +30,11 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
         real, fake: (B, ...) images of the same shape.
         epsilon: (B,) interpolation coefficients (default: drawn from U(0, 1) per sample).
         generator: for drawing epsilon reproducibly.
-        grad_scale: under fp16 autocast, the GradScaler's current scale: the scores are multiplied
-            by it before the gradient is taken and the gradient divided by it in fp32 afterwards, so
-            that small gradients do not underflow in fp16 (PyTorch's AMP recipe for gradient
-            penalties). 1 for fp32 and bf16.
+        grad_scale: under fp16 autocast, a scale for the scores: they are multiplied by it before
+            the gradient is taken and the gradient is divided by it in fp32 afterwards, so that
+            small gradients do not underflow in fp16 (PyTorch's AMP recipe for gradient penalties).
+            Keep it well inside fp16's range (the trainer caps the GradScaler's scale at 2^12: 2^16
+            itself overflows). 1 for fp32 and bf16.
 
     Returns:
         () the penalty (without the weight lambda), differentiable with respect to the critic's

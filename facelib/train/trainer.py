@@ -302,10 +302,10 @@ def frozen_facenet(weights: str | None, allow_untrained: bool, device: torch.dev
 
 
 # ---- the trainer ---------------------------------------------------------------------------------
-
 def _native_bf16(device: torch.device) -> bool:
     """Whether this CUDA device computes in bf16 natively (compute capability 8.0, Ampere, or later)."""
     return torch.cuda.get_device_capability(device)[0] >= 8
+
 
 class Trainer:
     """Trains a TextureGCN with Lin et al.'s losses (see the module docstring).
