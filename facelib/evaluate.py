@@ -274,6 +274,14 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
                          torch.cat(out["ssim"]).cpu(), seconds[name]) for name, out in parts.items()}
 
 
+TABLE_LEGEND = ("Columns: mean per-vertex L1 error of the albedo against the truth over the face's skin vertices "
+                "('face'), the ones the camera sees ('visible') and the ones the detail layer changed, which a 3DMM "
+                "cannot hold ('detail'); 'SI': the same after each face's best per-channel gain (from one photo, albedo "
+                "and light are known only up to one); PSNR and SSIM: the rendering against the input image inside the "
+                "face. Lower errors are better; the last column is the change of the face error.")
+"""What :func:`table`'s columns mean, in words, for printing under it."""
+
+
 def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
     """A plain-text table of the benchmark means, with the change of the face error against ``baseline``.
 
@@ -300,7 +308,9 @@ def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
 
 def improvement_table(scores: dict[str, Scores], baseline: str, errors: Iterable[str] = ("face", "visible", "detail"),
                       resamples: int = 2000) -> str:
-    """Each method's error reduction against ``baseline``, with its paired-bootstrap 95 % interval.
+    """Each method's change of error against ``baseline``, with its paired-bootstrap 95 % interval.
+
+    The sign follows :func:`table`'s last column: negative is a lower (better) error.
 
     Args:
         scores: :func:`evaluate`'s result.
@@ -309,12 +319,12 @@ def improvement_table(scores: dict[str, Scores], baseline: str, errors: Iterable
         resamples: bootstrap draws (:func:`paired_improvement`).
 
     Returns:
-        One line per method and error, e.g. ``GCN  face  9.70 % lower (95 % interval 1.10 to 16.70)``;
-        a negative number means higher.
+        A heading, then one line per method and error, e.g.
+        ``GCN  face  -9.70 %  (95 % interval -16.70 to -1.10): lower``.
     """
     if baseline not in scores:
         raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
-    lines = [f"error reduction against {baseline!r} (paired bootstrap over the faces):"]
+    lines = [f"change of the error against {baseline!r} (negative: lower, i.e. better), paired bootstrap over the faces:"]
     for name, s in scores.items():
         if name == baseline:
             continue
@@ -324,7 +334,9 @@ def improvement_table(scores: dict[str, Scores], baseline: str, errors: Iterable
             except ValueError:  # fewer than two faces have this vertex set (a face without detail has none)
                 lines.append(f"  {name:<26}{error:<9}   n/a (fewer than two faces have these vertices)")
                 continue
-            lines.append(f"  {name:<26}{error:<9}{100 * r:6.2f} % lower (95 % interval {100 * lo:.2f} to {100 * hi:.2f})")
+            # paired_improvement gives the reduction r = 1 - method / baseline; the change is -r.
+            verdict = "lower" if lo > 0 else "higher" if hi < 0 else "no clear change"
+            lines.append(f"  {name:<26}{error:<9}{-100 * r:+7.2f} %  (95 % interval {-100 * hi:+.2f} to {-100 * lo:+.2f}): {verdict}")
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ from facelib.fit import FitConfig, FitResult, fit
 from facelib.losses import skin_mask
 from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
-from facelib.refine import RefineConfig, RefineResult, refine, texture_hierarchy
+from facelib.refine import RefineConfig, RefineResult, load_texture_gcn, refine, texture_hierarchy
 from facelib.render import FaceRenderer
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
@@ -213,6 +213,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     if hierarchy.num_vertices[0] != faces.model.num_vertices:
         raise ValueError(f"level {level} has {hierarchy.num_vertices[0]:,} vertices, the benchmark's mesh "
                          f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
+    if config.gcn_weights is not None:
+        load_texture_gcn(config.gcn_weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
     memo: dict[str, object] = {}
     keys = ("id", "exp", "angles", "translation", "gamma")
     fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}

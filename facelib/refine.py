@@ -104,6 +104,10 @@ class RefineConfig:
 
     Attributes:
         steps: optimisation steps (fast mode 100, about 10 s on two CPU cores at level 0; full mode 300).
+            Fewer than about 30 leave the albedo worse than the 3DMM's: Adam's first steps make this
+            network's output jump, and it takes some 20 steps to come back (measured with
+            ``eval-reconstruct -n 4 --size 96``: face error +26 % after 2 steps, +16 % after 10,
+            +0.0 % after 30).
         lr: Adam's peak learning rate of the finest-level layers (:func:`finest_parameters`), after
             the warm-up and before the cosine decay.
         deep_lr: the same for the coarser levels and the Decoder. They paint large regions at once,

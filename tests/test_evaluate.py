@@ -100,7 +100,10 @@ def test_improvement_table_reports_each_method_against_the_baseline():
     text = improvement_table(scores, "base", errors=("face", "detail"))
     lines = text.splitlines()
     assert len(lines) == 1 + 2 * 2  # a heading, then two methods x two errors; not the baseline against itself
-    assert "better" in lines[1] and "face" in lines[1] and "20.00 % lower" in lines[1] and "95 % interval" in lines[1]
-    assert "-10.00 % lower" in lines[3]
+    assert "better" in lines[1] and "face" in lines[1] and "-20.00 %" in lines[1] and lines[1].endswith(": lower")
+    assert "95 % interval -2" in lines[1]
+    assert "+10.00 %" in lines[3] and lines[3].endswith(": higher")
+    same = {"base": scores["base"], "noisy": Scores("noisy", albedo={k: v + 0.01 * torch.randn(30, generator=gen) for k, v in errors.items()})}
+    assert improvement_table(same, "base", errors=("face",)).splitlines()[1].endswith(": no clear change")
     with pytest.raises(ValueError, match="baseline 'nope'"):
         improvement_table(scores, "nope")

@@ -263,7 +263,8 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     out = tmp_path / "scores.json"
     assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    for name in ("3DMM only (regress + fit)", "GCN refined (per image)", "photo de-lit (reference)", "95 % interval"):
+    for name in ("3DMM only (regress + fit)", "GCN refined (per image)", "photo de-lit (reference)", "95 % interval",
+                 "is a yardstick", "Lower errors are better"):
         assert name in printed
     rows = json.loads(out.read_text())
     assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 3
@@ -272,3 +273,7 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     assert "at least 2 faces" in capsys.readouterr().err
     assert main(["eval-reconstruct", "--gcn-weights", "w.pt", "--steps", "5"]) == 2
     assert "give one of them" in capsys.readouterr().err
+    # A missing weights file is reported before any face is fitted.
+    assert main(["eval-reconstruct", "-n", "2", "--size", "64", "--gcn-weights", str(tmp_path / "none.pt")]) == 1
+    captured = capsys.readouterr()
+    assert "no such file" in captured.err and "facelib eval-reconstruct:" not in captured.out
