@@ -31,6 +31,21 @@ def _faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_json(path: str, payload: dict) -> None:
+    """Writes benchmark results as JSON; NaN (a vertex set no face had) becomes null, which JSON can hold."""
+    import json
+    import math
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(clean(payload), indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def _reconstruct_config(args: argparse.Namespace):
     """The ReconstructConfig of the reconstruct options (``reconstruct_options``); ValueError for bad values."""
     from facelib.reconstruct import ReconstructConfig
@@ -64,15 +79,13 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _eval_reconstruct(args: argparse.Namespace) -> int:
-    import json
-    import math
     import textwrap
 
     from facelib import config as settings
     from facelib.data import benchmark
     from facelib.evaluate import TABLE_LEGEND, evaluate, improvement_table, table
     from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
-    from facelib.reconstruct import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods
+    from facelib.reconstruct import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods, start_regressor
     from facelib.refine import TextureWeightsError
 
     try:
@@ -91,13 +104,9 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
         faces = benchmark(n=args.n, size=config.size, level=config.level, device=device)
         regressor = None
         if config.use_regressor:
-            from facelib.nets.regressor import find_regressor_weights, load_regressor
-
-            path = find_regressor_weights(config.regressor_weights)
-            if path is None:
-                print("note: no regressor weights found: the fits start from the mean face")
-            else:
-                regressor = load_regressor(path, device, layout=faces.model.layout, verbose=False)
+            regressor, _, note = start_regressor(config, device, faces.model.layout)
+            if note:
+                print(f"note: {note}")
         encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
         methods = benchmark_methods(faces, config.level, config, regressor, encoder)  # checks --gcn-weights before any work
         print(f"facelib eval-reconstruct: {args.n} benchmark faces (seed 2020) at {config.size} px, mesh level {config.level}, "
@@ -117,11 +126,8 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     print(improvement_table(scores, BENCHMARK_BASELINE))
     print(f"time: {seconds:.0f} s for {args.n} faces (fits, refinement and yardstick)")
     if args.json:
-        rows = {name: {k: (None if math.isnan(v) else v) for k, v in s.mean().items()} for name, s in scores.items()}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
-                                               "methods": rows}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        rows = {name: s.mean() for name, s in scores.items()}
+        _write_json(args.json, {"faces": args.n, "size": config.size, "level": config.level, "seconds": seconds, "methods": rows})
     return 0
 
 
@@ -181,7 +187,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import json
     import textwrap
 
     from facelib.evaluate import TABLE_LEGEND, evaluate, table
@@ -210,9 +215,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(textwrap.fill(TABLE_LEGEND, 110))
     if args.json:
         rows = {name: s.mean() | {"seconds": s.seconds} for name, s in scores.items()}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"faces": args.n, "methods": rows}, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, {"faces": args.n, "methods": rows})
     return 0
 
 

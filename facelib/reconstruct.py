@@ -171,6 +171,27 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     return first, second, m_face
 
 
+def start_regressor(config: ReconstructConfig, device: torch.device, layout) -> tuple[torch.nn.Module | None, str, str | None]:
+    """The regressor whose prediction starts the fit, found as ``config`` says.
+
+    Returns:
+        (the regressor or None, a label of the start for summaries, a note to print when there is
+        no regressor: the weights are neither configured nor bundled, so the fit starts from the mean face).
+
+    Raises:
+        facelib.nets.RegressorWeightsError: weights were given (or found) but cannot be used.
+    """
+    from facelib.nets.regressor import default_weights_path, find_regressor_weights, load_regressor
+
+    path = find_regressor_weights(config.regressor_weights)
+    if path is None:
+        return None, "mean face (no regressor weights found)", (
+            f"no regressor weights (none at {default_weights_path()}): the fit starts from the mean face; "
+            "train them with `python -m facelib train-regressor` or pass --regressor-weights PATH")
+    regressor = load_regressor(path, device, layout=layout, verbose=False)
+    return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, {path})", None
+
+
 BENCHMARK_BASELINE = "3DMM only (regress + fit)"
 """The name of :func:`benchmark_methods`' 3DMM-only method in tables."""
 
@@ -432,16 +453,9 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
     regressor, init_label = None, "given (callable)" if callable(init) else ("given" if init else "mean face")
     if init is None and config.use_regressor:
-        from facelib.nets.regressor import default_weights_path, find_regressor_weights, load_regressor
-
-        path = find_regressor_weights(config.regressor_weights)
-        if path is None:  # nothing configured and nothing bundled: say so, then go on from the mean face
-            say(f"  note: no regressor weights (none at {default_weights_path()}): the fit starts from the mean face; "
-                "train them with `python -m facelib train-regressor` or pass --regressor-weights PATH")
-            init_label = "mean face (no regressor weights found)"
-        else:
-            regressor = load_regressor(path, device, layout=coarse.layout, verbose=False)
-            init_label = f"regressor ({regressor.arch}, {regressor.input_size} px, {path})"
+        regressor, init_label, note = start_regressor(config, device, coarse.layout)
+        if note:
+            say(f"  note: {note}")
     lap("model + networks")
 
     crop = aligned.image[None].to(device)
