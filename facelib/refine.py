@@ -35,12 +35,15 @@ Two ways to get theta:
 
   Three choices of facelib's for the single photo, where the paper trains on a data set:
 
-  - The refinement starts *at* T: T' = T + G_theta(x) - G_theta0(x), the change of the network's
-    output since its random initialisation. A fresh network's own output is an arbitrary colour
-    field, and learning to reproduce T takes it hundreds of steps (measured: L1 0.03 after 100).
+  - The refinement starts *at* T: T' = T + (z_theta(x) - z_theta0(x)) / 2, the change of the
+    network's output since its random initialisation, taken before the CombineNet's tanh
+    (:meth:`TextureGCN.preactivation`). A fresh network's own output is an arbitrary colour field,
+    and learning to reproduce T takes it hundreds of steps (measured: L1 0.03 after 100). After the
+    tanh, the channels where it is saturated could not move while the others did, and real photos
+    came out with green and magenta patches.
   - T_p comes with a confidence instead of the 0/1 visibility (:func:`reliable_samples`): silhouette,
     grazing and eyelid samples, and non-skin pixels, would otherwise be painted onto the face.
-  - The layers on the face mesh itself learn at 1e-3, the coarser levels and the Decoder at 3e-5
+  - The layers on the face mesh itself learn at 2.5e-4, the coarser levels and the Decoder at 3e-5
     (:func:`finest_parameters`): detail lives at the finest level, and this network, without
     normalisation layers, answers Adam's first steps on its deep layers with a jump of the whole
     colour field into tanh saturation (measured), from which a few hundred steps do not recover.
@@ -125,7 +128,7 @@ class RefineConfig:
     """
 
     steps: int = field(default_factory=lambda: int(pick(100, 300)))
-    lr: float = 1e-3
+    lr: float = 2.5e-4
     deep_lr: float = 3e-5
     warmup: float = 0.15
     gcn: str = "paper"
@@ -427,14 +430,21 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
     schedule = Schedule(mode="official", steps_per_epoch=max(1, math.ceil(config.steps / 6)), floor=config.floor)
     inputs = (coarse, samples.colors, samples.visibility, target_embedding)
     with torch.no_grad():
-        initial = network(*inputs)
+        initial = network.preactivation(*inputs)
 
     def refined() -> torch.Tensor:
-        # T' = T + G_theta(x) - G_theta0(x): the refinement starts exactly at the 3DMM albedo and
-        # learns a change. A fresh network's own output is an arbitrary colour field, and teaching it
-        # to reproduce T first takes hundreds of steps (measured: L1 0.03 after 100 steps on the
-        # open model, about the size of the detail to be added).
-        return (coarse + network(*inputs) - initial).clamp(0, 1)
+        # T' = T + (z_theta(x) - z_theta0(x)) / 2, with z the CombineNet's output before its tanh:
+        # the refinement starts exactly at the 3DMM albedo and learns a change. A fresh network's own
+        # output is an arbitrary colour field, and teaching it to reproduce T first takes hundreds of
+        # steps (measured: L1 0.03 after 100 steps on the open model, about the size of the detail
+        # to be added). Before the tanh, because at initialisation the tanh is saturated at some
+        # vertices and channels: a saturated channel could not follow the other two, and the face
+        # came out tinted (measured on grace_hopper: green and magenta patches around the eyes,
+        # 317 vertices whose change differed between channels by more than 0.1; 1 after). The 1/2
+        # is the slope of T' = (tanh(z) + 1) / 2 at z = 0. Not clamped while optimising: a clamp
+        # has no gradient, so a channel that stepped past 0 or 1 once (the 3DMM's red is often at 1)
+        # stayed there, with the same tint; the result is clamped at the end.
+        return coarse + 0.5 * (network.preactivation(*inputs) - initial)
 
     history: dict[str, list[float]] = {}
     frames: list[tuple[int, torch.Tensor]] = []
@@ -469,7 +479,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
             callback(step, log)
     network.eval()
     with torch.no_grad():
-        albedo = refined()
+        albedo = refined().clamp(0, 1)
         rendering = render(albedo)
     return RefineResult(albedo, coarse, samples, rendering, "per-image", history, frames, notes,
                         time.perf_counter() - start, network)

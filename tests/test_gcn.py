@@ -169,3 +169,15 @@ def test_residual_texture_gcn_starts_at_the_coarse_albedo_and_learns(hierarchy):
     after = net(coarse, colors, visible, embedding)
     assert (after - coarse).abs().mean() > 1e-3  # the zero-initialised layer grew and the change with it
     assert (after - colors).abs().mean() < (coarse - colors).abs().mean()
+
+
+def test_texture_gcn_preactivation_is_the_output_before_the_tanh(hierarchy):
+    torch.manual_seed(0)
+    net = TextureGCN(hierarchy, "small")
+    v = net.num_vertices
+    inputs = (torch.rand(2, v, 3), torch.rand(2, v, 3), torch.ones(2, v), torch.randn(2, 512))
+    z = net.preactivation(*inputs)
+    assert z.shape == (2, v, 3)
+    torch.testing.assert_close(net(*inputs), (torch.tanh(z) + 1) / 2)
+    with pytest.raises(ValueError, match="coarse_albedo"):
+        net.preactivation(torch.rand(2, v + 1, 3), *inputs[1:])

@@ -266,11 +266,15 @@ class CombineNet(nn.Module):
         self.operators = operators
         self.conv = ChebConv(6, 3, config.K, bias=config.combine_bias)
 
-    def forward(self, decoded: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
-        """(B, V_0, 3) twice -> (B, V_0, 3) in [-1, 1]."""
+    def preactivation(self, decoded: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+        """(B, V_0, 3) twice -> (B, V_0, 3): the convolution's output, before the tanh."""
         if decoded.shape != refined.shape or decoded.ndim != 3 or decoded.shape[-1] != 3:
             raise ValueError(f"CombineNet expects two (B, V, 3) tensors, got {tuple(decoded.shape)} and {tuple(refined.shape)}")
-        return torch.tanh(self.conv(torch.cat([decoded, refined], dim=-1), self.operators.laplacian(0)))
+        return self.conv(torch.cat([decoded, refined], dim=-1), self.operators.laplacian(0))
+
+    def forward(self, decoded: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+        """(B, V_0, 3) twice -> (B, V_0, 3) in [-1, 1]."""
+        return torch.tanh(self.preactivation(decoded, refined))
 
 
 class TextureGCN(nn.Module):
@@ -321,6 +325,24 @@ class TextureGCN(nn.Module):
         Returns:
             (B, V, 3) refined albedo T' in [0, 1].
         """
+        decoded, refined = self._branches(coarse_albedo, image_colors, visibility, embedding)
+        if self.config.residual:
+            return (coarse_albedo.clamp(0.0, 1.0) + self.combine(decoded, refined)).clamp(0.0, 1.0)
+        return (self.combine(decoded, refined) + 1.0) * 0.5
+
+    def preactivation(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
+                      embedding: torch.Tensor) -> torch.Tensor:
+        """The CombineNet's output before its tanh, (B, V, 3), unbounded; same arguments as :meth:`forward`.
+
+        Per-image refinement (:func:`facelib.refine.refine`) learns its change of albedo here: a fresh
+        network's tanh is saturated at some vertices and channels, and a saturated channel cannot
+        follow the others, which tints the face (measured: green and magenta patches around the eyes).
+        """
+        return self.combine.preactivation(*self._branches(coarse_albedo, image_colors, visibility, embedding))
+
+    def _branches(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
+                  embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checks the inputs, runs the Decoder and the Refiner: (decoded, refined), each (B, V, 3)."""
         v = self.num_vertices
         if visibility.ndim == 2:
             visibility = visibility.unsqueeze(-1)
@@ -343,9 +365,7 @@ class TextureGCN(nn.Module):
         # An ablated branch contributes zeros (see the module docstring).
         refined = torch.zeros_like(decoded) if refined is None else refined
         decoded = torch.zeros_like(refined) if decoded is None else decoded
-        if self.config.residual:
-            return (coarse_albedo.clamp(0.0, 1.0) + self.combine(decoded, refined)).clamp(0.0, 1.0)
-        return (self.combine(decoded, refined) + 1.0) * 0.5
+        return decoded, refined
 
     def summary(self) -> str:
         """Parameter counts per network, and the hierarchy's sizes."""
