@@ -49,18 +49,19 @@ Two ways to get theta:
     colour field into tanh saturation (measured), from which a few hundred steps do not recover.
 
   What to expect (measured on the synthetic benchmark, see the tests): with the geometry and light
-  right, the refinement lowers the per-vertex albedo error of faces with strong detail a little
-  (-3 % in 100 steps) and adds a little noise to faces without. After the real pipeline
-  (``python -m facelib eval-reconstruct --n 48``: regress, fit, M_face, refit, refine at 128 px) it
-  lowers the error by 0.12 % over the face (95 % interval 0.02 to 0.22) and 0.17 % in the detail
-  band (0.05 to 0.31): real, and small. Whole-face error is dominated by what the refinement keeps, the fitted
-  light's gain and the hidden vertices: even the photo itself, de-lit at every reliable vertex
-  (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over the face there and 2.1 % better
-  in the detail band. Larger learning rates, a de-lit input, comparing in albedo space, a weaker
-  pull towards T and the residual form were tried and measured: each was neutral or unstable in
-  100 steps, because a fresh network cannot learn to pass per-vertex detail through its layers that
-  fast. Dataset-trained weights are what makes the GCN worth its cost; this mode lets the pipeline,
-  the losses and the course run end to end before any are trained.
+  right, the refinement lowers the per-vertex albedo error of faces with strong detail (-6.6 % in
+  100 steps on the test's face) and adds a little noise to faces without. After the real pipeline
+  (``FACELIB_FAST=1 python -m facelib eval-reconstruct -n 48``: regress, fit, M_face, refit, refine
+  at 128 px) it lowers the error by 0.12 % over the face (95 % interval -0.03 to 0.27), 0.21 % over
+  the visible vertices (0.03 to 0.39) and 0.11 % in the detail band (-0.01 to 0.23): small, and over
+  the whole face not clearly different from zero. Whole-face error is dominated by what the
+  refinement keeps, the fitted light's gain and the hidden vertices: even the photo itself, de-lit
+  at every reliable vertex (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over the
+  face there and 2.1 % better in the detail band. Larger learning rates, a de-lit input, comparing
+  in albedo space, a weaker pull towards T and the residual form were tried and measured: each was
+  neutral or unstable in 100 steps, because a fresh network cannot learn to pass per-vertex detail
+  through its layers that fast. Dataset-trained weights are what makes the GCN worth its cost; this
+  mode lets the pipeline, the losses and the course run end to end before any are trained.
 
 Mesh hierarchies: a subdivided model (``MorphableModel.subdivided(levels)``) gets the exact
 hierarchy of its subdivisions (:meth:`MeshHierarchy.from_subdivision`) followed by quadric steps;
@@ -109,8 +110,8 @@ class RefineConfig:
         steps: optimisation steps (fast mode 100, about 10 s on two CPU cores at level 0; full mode 300).
             Fewer than about 30 leave the albedo worse than the 3DMM's: Adam's first steps make this
             network's output jump, and it takes some 20 steps to come back (measured with
-            ``eval-reconstruct -n 4 --size 96``: face error +26 % after 2 steps, +16 % after 10,
-            +0.0 % after 30).
+            ``eval-reconstruct -n 4 --size 96``: face error +52 % after 2 steps, +27 % after 10,
+            -1.5 % after 30, -0.4 % after 100).
         lr: Adam's peak learning rate of the finest-level layers (:func:`finest_parameters`), after
             the warm-up and before the cosine decay.
         deep_lr: the same for the coarser levels and the Decoder. They paint large regions at once,

@@ -141,7 +141,7 @@ def test_refine_lowers_the_albedo_error_of_a_synthetic_face():
 
     The benchmark face with the most detail (the part of its albedo the PCA cannot hold) among the
     first eight; the "fit" is the truth, so the 3DMM albedo is the PCA albedo of the true
-    coefficients and its error is exactly the detail. Measured: 0.0745 -> 0.0725 (-2.7 %).
+    coefficients and its error is exactly the detail. Measured: 0.0745 -> 0.0696 (-6.6 %).
     """
     from facelib.data import benchmark
 
@@ -162,7 +162,7 @@ def test_refine_lowers_the_albedo_error_of_a_synthetic_face():
         return float(((albedo - truth).abs() * seen).sum() / (3 * seen.sum()))
 
     before, after = error(result.coarse), error(result.albedo)
-    assert after < 0.99 * before, (before, after)
+    assert after < 0.97 * before, (before, after)
     assert result.history["pixel"][-1] < result.history["pixel"][0]
     assert result.mode == "per-image" and any("L_id: off" in note for note in result.notes)
 
