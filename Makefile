@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@$(PYTHON) -c "import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else 'facelib needs Python 3.10-3.12 (PyTorch3D wheels exist for those); found %d.%d: run make PYTHON=python3.11 setup' % v)"
 	@# PyTorch's CUDA build fills about 5.6 GB of .venv: say so before pip runs out of disk half-way.
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(PYTHON) -c "import shutil; free = shutil.disk_usage('.').free / 2**30; \
-	print(f'warning: {free:.1f} GB free on this disk; the set-up needs about 6 GB (PyTorch and its CUDA libraries). If pip stops with \"No space left on device\", free some space and run make setup again.') if free < 7 else None"
+	print(f'warning: {free:.1f} GB free on this disk; the set-up needs about 6 GB (PyTorch and its CUDA libraries). If pip stops with \"No space left on device\", free some space and run make setup again.') if free < 7 else None" || true
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt

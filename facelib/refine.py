@@ -46,15 +46,16 @@ Two ways to get theta:
   - The layers on the face mesh itself learn at 2.5e-4, the coarser levels and the Decoder at 3e-5
     (:func:`finest_parameters`): detail lives at the finest level, and this network, without
     normalisation layers, answers Adam's first steps on its deep layers with a jump of the whole
-    colour field into tanh saturation (measured), from which a few hundred steps do not recover.
+    colour field (measured when the change was still read after the tanh: into its saturation,
+    from which a few hundred steps did not recover).
 
   What to expect (measured on the synthetic benchmark, see the tests): with the geometry and light
   right, the refinement lowers the per-vertex albedo error of faces with strong detail (-6.6 % in
   100 steps on the test's face) and adds a little noise to faces without. After the real pipeline
   (``FACELIB_FAST=1 python -m facelib eval-reconstruct -n 48``: regress, fit, M_face, refit, refine
-  at 128 px) it lowers the error by 0.12 % over the face (95 % interval -0.03 to 0.27), 0.21 % over
-  the visible vertices (0.03 to 0.39) and 0.11 % in the detail band (-0.01 to 0.23): small, and over
-  the whole face not clearly different from zero. Whole-face error is dominated by what the
+  at 128 px) the error changes by -0.12 % over the face (95 % interval -0.27 to +0.03), -0.21 % over
+  the visible vertices (-0.39 to -0.03) and -0.11 % in the detail band (-0.23 to +0.01): lower, but
+  small, and over the whole face not clearly different from zero. Whole-face error is dominated by what the
   refinement keeps, the fitted light's gain and the hidden vertices: even the photo itself, de-lit
   at every reliable vertex (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over the
   face there and 2.1 % better in the detail band. Larger learning rates, a de-lit input, comparing
@@ -111,13 +112,18 @@ class RefineConfig:
             Fewer than about 30 leave the albedo worse than the 3DMM's: Adam's first steps make this
             network's output jump, and it takes some 20 steps to come back (measured with
             ``eval-reconstruct -n 4 --size 96``: face error +52 % after 2 steps, +27 % after 10,
-            -1.5 % after 30, -0.4 % after 100).
+            -1.5 % after 30, -0.4 % after 100; the last two differ by less than four faces can
+            tell apart).
         lr: Adam's peak learning rate of the finest-level layers (:func:`finest_parameters`), after
-            the warm-up and before the cosine decay.
+            the warm-up and before the cosine decay. Measured with ``eval-reconstruct``: 1e-3 changed
+            the error of 48 faces by -0.02 %; on 24 faces 5e-4 changed it by -0.06 % and 2.5e-4 by
+            -0.18 %. On grace_hopper 1e-3 left 22 vertices tinted (their channels changed by more than
+            0.1 apart), 2.5e-4 one.
         deep_lr: the same for the coarser levels and the Decoder. They paint large regions at once,
             where the 3DMM already has the colour, and this network (no normalisation layers) answers
-            a step of theirs with a jump of the whole face: measured on the open model, four Adam
-            steps of 2e-5 per weight moved the albedo by 0.14 on average, into tanh saturation.
+            a step of theirs with a jump of the whole face: measured on the open model when the
+            change was read after the tanh, four Adam steps of 2e-5 per weight moved the albedo by
+            0.14 on average, into the tanh's saturation.
         warmup: the share of the steps over which the learning rate ramps up from lr / warmup steps.
         gcn: the TextureGCN configuration ("paper", "official" or "official-wide") for a fresh network,
             and of a bare state dict given as weights.
@@ -161,10 +167,12 @@ class RefineResult:
         rendering: the fitted face rendered with T'.
         mode: "per-image" (optimised on this photo) or "trained" (a checkpoint's weights).
         history: per-step loss terms, weights and total (empty in "trained" mode).
-        frames: (step, (B, H, W, 3) R' over the photo) snapshots.
+        frames: (step, (B, H, W, 3) R' over the photo) snapshots, rendered from the albedo as it is
+            optimised, before the final clamp to [0, 1] (as are the losses in ``history``).
         notes: what was used and left out, in words (FaceNet weights, identity and adversarial terms).
         seconds: wall time of the refinement.
-        network: the TextureGCN (optimised or loaded).
+        network: the TextureGCN (optimised or loaded). In "per-image" mode ``albedo`` is T plus
+            the change of its pre-tanh output, so calling the network does not give ``albedo``.
     """
 
     albedo: torch.Tensor

@@ -172,6 +172,8 @@ def test_residual_texture_gcn_starts_at_the_coarse_albedo_and_learns(hierarchy):
 
 
 def test_texture_gcn_preactivation_is_the_output_before_the_tanh(hierarchy):
+    from dataclasses import replace
+
     torch.manual_seed(0)
     net = TextureGCN(hierarchy, "small")
     v = net.num_vertices
@@ -181,3 +183,11 @@ def test_texture_gcn_preactivation_is_the_output_before_the_tanh(hierarchy):
     torch.testing.assert_close(net(*inputs), (torch.tanh(z) + 1) / 2)
     with pytest.raises(ValueError, match="coarse_albedo"):
         net.preactivation(torch.rand(2, v + 1, 3), *inputs[1:])
+    # An ablated branch and the residual form go through the same two halves.
+    no_decoder = TextureGCN(hierarchy, TextureGCNConfig.preset("small").ablated(decoder=False))
+    torch.testing.assert_close(no_decoder(*inputs), (torch.tanh(no_decoder.preactivation(*inputs)) + 1) / 2)
+    residual = TextureGCN(hierarchy, replace(TextureGCNConfig.preset("small"), residual=True))
+    for lin in residual.combine.conv.lins:  # zero-initialised: give the change something to be
+        torch.nn.init.normal_(lin.weight, std=0.1)
+    expected = (inputs[0] + torch.tanh(residual.preactivation(*inputs))).clamp(0, 1)
+    torch.testing.assert_close(residual(*inputs), expected)

@@ -170,19 +170,19 @@ def test_refine_lowers_the_albedo_error_of_a_synthetic_face():
 def test_refine_darkens_all_three_channels_together(open_model):
     """A photo of the face at 80 % of its 3DMM albedo: the refinement darkens R, G and B alike.
 
-    Real fits often put the 3DMM's red at 1 (a bright albedo under a dim light), here 0.3 is added to
-    it. Before the change was taken ahead of the CombineNet's tanh and the clamp moved out of the
+    Real fits often put the 3DMM's red at 1 (a bright albedo under a dim light); here it is 1 at every
+    vertex. Before the change was taken ahead of the CombineNet's tanh and the clamp moved out of the
     loop, a channel saturated in the fresh network's tanh, or clamped once, stayed where it was while
-    the others moved (measured here: green unchanged at 99.9 % of the vertices, red and blue down),
-    which tinted real photos green and magenta.
+    the others moved, which tinted real photos green and magenta.
     """
     from facelib.morphable.model import MorphableModel
 
     m = open_model
     mean_tex = m.mean_tex.clone()
-    mean_tex[:, 0] += 0.3
+    mean_tex[:, 0] = 1.0
     model = MorphableModel(m.mean_shape, m.id_base, m.exp_base, mean_tex, m.tex_base, m.triangles, m.landmarks, m.mirror, m.masks)
     params = initial_params(model, 1)
+    assert (model.albedo(params["tex"])[..., 0] == 1).all()
     renderer = FaceRenderer.for_model(model, 96)
     coarse = model.albedo(params["tex"]).clamp(0, 1)
     with torch.no_grad():

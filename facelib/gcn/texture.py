@@ -332,11 +332,18 @@ class TextureGCN(nn.Module):
 
     def preactivation(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
                       embedding: torch.Tensor) -> torch.Tensor:
-        """The CombineNet's output before its tanh, (B, V, 3), unbounded; same arguments as :meth:`forward`.
+        """The CombineNet's output z before its tanh.
 
         Per-image refinement (:func:`facelib.refine.refine`) learns its change of albedo here: a fresh
         network's tanh is saturated at some vertices and channels, and a saturated channel cannot
         follow the others, which tints the face (measured: green and magenta patches around the eyes).
+
+        Args:
+            coarse_albedo, image_colors, visibility, embedding: as for :meth:`forward`.
+
+        Returns:
+            (B, V, 3) z, unbounded: :meth:`forward` returns (tanh(z) + 1) / 2, or with
+            ``config.residual`` clamp(T + tanh(z), 0, 1).
         """
         return self.combine.preactivation(*self._branches(coarse_albedo, image_colors, visibility, embedding))
 
