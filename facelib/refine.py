@@ -55,10 +55,10 @@ Two ways to get theta:
   (``FACELIB_FAST=1 python -m facelib eval-reconstruct -n 48``: regress, fit, M_face, refit, refine
   at 128 px) the error changes by -0.12 % over the face (95 % interval -0.27 to +0.03), -0.21 % over
   the visible vertices (-0.39 to -0.03) and -0.11 % in the detail band (-0.23 to +0.01): lower, but
-  small, and over the whole face not clearly different from zero. Whole-face error is dominated by what the
-  refinement keeps, the fitted light's gain and the hidden vertices: even the photo itself, de-lit
-  at every reliable vertex (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over the
-  face there and 2.1 % better in the detail band. Larger learning rates, a de-lit input, comparing
+  small, and over the whole face not clearly different from zero. Whole-face error is dominated by
+  what the refinement keeps, the fitted light's gain and the hidden vertices: even the photo itself,
+  de-lit at every reliable vertex (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over
+  the face there and 2.1 % better in the detail band. Larger learning rates, a de-lit input, comparing
   in albedo space, a weaker pull towards T and the residual form were tried and measured: each was
   neutral or unstable in 100 steps, because a fresh network cannot learn to pass per-vertex detail
   through its layers that fast. Dataset-trained weights are what makes the GCN worth its cost; this

@@ -182,9 +182,9 @@ def test_refine_darkens_all_three_channels_together(open_model):
     mean_tex[:, 0] = 1.0
     model = MorphableModel(m.mean_shape, m.id_base, m.exp_base, mean_tex, m.tex_base, m.triangles, m.landmarks, m.mirror, m.masks)
     params = initial_params(model, 1)
-    assert (model.albedo(params["tex"])[..., 0] == 1).all()
+    coarse = model.albedo(params["tex"])
+    assert (coarse[..., 0] == 1).all()
     renderer = FaceRenderer.for_model(model, 96)
-    coarse = model.albedo(params["tex"]).clamp(0, 1)
     with torch.no_grad():
         out = renderer.render(model.shape(params["id"], params["exp"]), 0.8 * coarse, params["angles"], params["translation"],
                               params["gamma"])
