@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--size", type=int, default=None, help="aligned crop size in pixels (fast mode 128, full 224)")
         p.add_argument("--level", type=int, default=None, help="mesh subdivision level of the albedo (fast 0, full 1)")
         p.add_argument("--steps", type=int, default=None,
-                       help="texture refinement steps (fast 100, full 300; fewer than about 30 leave the albedo worse than the 3DMM's)")
+                       help="texture refinement steps (fast 100, full 300; short runs change little)")
         p.add_argument("--gcn-weights", default=None, help="dataset-trained TextureGCN weights (default: optimise on the photo)")
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")
         p.add_argument("--regressor-weights", default=None, help="regressor weights (default: the bundled data/weights/regressor.pt)")
