@@ -84,7 +84,7 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     from facelib import config as settings
     from facelib.data import benchmark
     from facelib.evaluate import TABLE_LEGEND, evaluate, improvement_table, table
-    from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
+    from facelib.nets import FaceNetWeightsError, RegressorWeightsError
     from facelib.reconstruct import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods, start_regressor
     from facelib.refine import TextureWeightsError
 
@@ -107,8 +107,7 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
             regressor, _, note = start_regressor(config, device, faces.model.layout)
             if note:
                 print(f"note: {note}")
-        encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
-        methods = benchmark_methods(faces, config.level, config, regressor, encoder)  # checks --gcn-weights before any work
+        methods = benchmark_methods(faces, config.level, config, regressor)  # checks --gcn-weights before any work
         print(f"facelib eval-reconstruct: {args.n} benchmark faces (seed 2020) at {config.size} px, mesh level {config.level}, "
               f"on {device}: regress, fit {config.fit_steps} + refit {config.refit_steps} steps with M_face, "
               f"refine {'with ' + str(config.gcn_weights) if config.gcn_weights else str(config.refine.steps) + ' steps per image'}")

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +69,26 @@ class Prediction:
 
 Method = Callable[[dict[str, torch.Tensor]], Prediction]
 """A method maps a benchmark batch (:meth:`SyntheticFaces.batch`) to a :class:`Prediction`."""
+
+
+T = TypeVar("T")
+
+
+def once_per_batch(compute: Callable[[dict[str, torch.Tensor]], T]) -> Callable[[dict[str, torch.Tensor]], T]:
+    """``compute`` run once per batch, for several methods that share its work.
+
+    :func:`evaluate` calls each method on the same batch one after the other; methods built on one
+    expensive run (a fit, the frozen networks) read it through this instead of repeating it. The
+    memo holds the batch's image itself, so an identity test cannot mistake a later batch for it.
+    """
+    memo: dict[str, object] = {}
+
+    def cached(batch: dict[str, torch.Tensor]) -> T:
+        if memo.get("image") is not batch["image"]:
+            memo.update(image=batch["image"], value=compute(batch))
+        return memo["value"]  # type: ignore[return-value]
+
+    return cached
 
 
 # ---- metrics -------------------------------------------------------------------------------------

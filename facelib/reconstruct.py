@@ -222,7 +222,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
         :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick}.
     """
-    from facelib.evaluate import Prediction
+    from facelib.evaluate import Prediction, once_per_batch
     from facelib.morphable.landmarks import five_from_68
     from facelib.nets import IdentityEncoder
 
@@ -236,7 +236,6 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
                          f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
     if config.gcn_weights is not None:
         load_texture_gcn(config.gcn_weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
-    memo: dict[str, object] = {}
     keys = ("id", "exp", "angles", "translation", "gamma")
     fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}
 
@@ -247,22 +246,20 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
             fit_renderers[device] = (model0, faces.renderer if level == 0 else FaceRenderer.for_model(model0, faces.size))
         return fit_renderers[device]
 
+    @once_per_batch  # the three methods read the same batch: fit and refine it once
     def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, torch.Tensor]:
-        # Both methods read the same batch one after the other: fit and refine it once.
-        if memo.get("image") is not batch["image"]:
-            photo = batch["image"]
-            start = None
-            if regressor is not None:
-                with torch.no_grad():
-                    start = regressor.to(photo.device)(photo)
-            model0, renderer0 = level0(photo.device)
-            first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
-                                                       config.fit_steps, config.refit_steps, start)
-            params = (second or first).params
-            result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
-                            config.refine, weights=config.gcn_weights)
-            memo.update(image=photo, value=(params, result, delit_reference(faces.model, faces.renderer, photo, params, m_face)))
-        return memo["value"]  # type: ignore[return-value]
+        photo = batch["image"]
+        start = None
+        if regressor is not None:
+            with torch.no_grad():
+                start = regressor.to(photo.device)(photo)
+        model0, renderer0 = level0(photo.device)
+        first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
+                                                   config.fit_steps, config.refit_steps, start)
+        params = (second or first).params
+        result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
+                        config.refine, weights=config.gcn_weights)
+        return params, result, delit_reference(faces.model, faces.renderer, photo, params, m_face)
 
     def coarse(batch: dict[str, torch.Tensor]) -> Prediction:
         params, result, _ = run(batch)

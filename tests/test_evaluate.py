@@ -107,3 +107,19 @@ def test_improvement_table_reports_each_method_against_the_baseline():
     assert improvement_table(same, "base", errors=("face",)).splitlines()[1].endswith(": no clear change")
     with pytest.raises(ValueError, match="baseline 'nope'"):
         improvement_table(scores, "nope")
+
+
+def test_once_per_batch_runs_its_work_once_for_each_batch():
+    from facelib.evaluate import once_per_batch
+
+    calls = []
+
+    @once_per_batch
+    def work(batch):
+        calls.append(batch["image"])
+        return float(batch["image"].sum())
+
+    first, second = {"image": torch.ones(2, 3)}, {"image": torch.zeros(2, 3)}
+    assert work(first) == work(first) == 6.0  # two methods on one batch: one run
+    assert work(second) == 0.0 and work(first) == 6.0  # a new batch, then the first one again: runs again
+    assert len(calls) == 3

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from facelib.data import benchmark
-from facelib.evaluate import Method, Prediction, Scores, evaluate
+from facelib.evaluate import Method, Prediction, Scores, evaluate, once_per_batch
 from facelib.train.checkpoint import CheckpointManager
 from facelib.train.trainer import TrainConfig, Trainer
 
@@ -51,16 +51,9 @@ def texture_methods(trainer: Trainer, name: str = "GCN", baseline: bool = True) 
         name: the GCN method's name in the tables.
         baseline: also return :data:`BASELINE`.
     """
-    memo: dict[str, object] = {}
 
+    @once_per_batch  # both methods read the same batch: run the frozen networks once for it
     def inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        # Both methods read the same batch one after the other: run the frozen networks once for it.
-        # (The memo holds the image itself, so an identity test cannot confuse it with a later one.)
-        if memo.get("image") is not batch["image"]:
-            memo.update(image=batch["image"], value=frozen_inputs(batch))
-        return memo["value"]  # type: ignore[return-value]
-
-    def frozen_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         frozen = trainer.frozen(batch)
         params, _, coarse, _, samples = trainer.coarse_face(frozen)
         return {"params": params, "coarse": coarse, "colors": samples.colors, "visibility": samples.visibility,
