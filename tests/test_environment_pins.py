@@ -30,7 +30,7 @@ def _environment_pins():
     for dep in env["dependencies"]:
         if isinstance(dep, dict):
             for item in dep["pip"]:
-                name, version = item.split("==")
+                name, version = item.split(";")[0].strip().split("==")  # an environment marker may follow
                 pins[name.lower()] = version
         elif "=" in dep:
             name, version = dep.split("=", 1)

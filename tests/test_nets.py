@@ -1,4 +1,4 @@
-"""The frozen FaceNet identity encoder and the critic."""
+"""The frozen FaceNet identity encoder and the critic (dlib's network: tests/test_identity_dlib.py)."""
 
 import pytest
 import torch
@@ -22,6 +22,7 @@ def test_identity_encoder_loads_a_local_file(weights_file):
     path, reference = weights_file
     encoder = IdentityEncoder(weights=path, download=False)
     assert encoder.pretrained and str(path) in encoder.source
+    assert (encoder.name, encoder.embedding_dim) == ("facenet_vggface2", 512)
     images = torch.rand(2, 112, 112, 3)
     with torch.no_grad():
         expected = torch.nn.functional.normalize(
@@ -64,8 +65,11 @@ def test_identity_encoder_refuses_missing_or_bad_files(tmp_path, monkeypatch):
 
 
 def test_untrained_fallback_only_when_asked(tmp_path, monkeypatch, capsys):
+    from facelib.nets import identity
+
     monkeypatch.delenv("FACELIB_FACENET_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(identity, "dlib_model_path", lambda *a: None)  # and no dlib network (tests/test_identity_dlib.py has it)
     with pytest.raises(FaceNetWeightsError, match="allow_untrained=True"):
         IdentityEncoder(download=False)
     encoder = IdentityEncoder(download=False, allow_untrained=True, seed=3)

