@@ -19,6 +19,9 @@ def _test_identity_loss(answer) -> None:
     expect(abs(float(answer(a, -a)) - 2.0) < 1e-5, "opposite embeddings should give 2 (1 - cos = 1 - (-1))")
     expect(abs(float(answer(a, 3 * a))) < 1e-5, "the loss should not depend on the embeddings' lengths: normalise them (cosine similarity)")
     expect_close(out, identity_loss(a, b), "the loss of random embeddings (one cosine per row, then the batch mean)")
+    # Raw descriptors as dlib's network gives them: 128-D, unnormalised, all from one face crop pair.
+    d = 0.1 * torch.randn(2, 128, generator=g)
+    expect_close(answer(d[:1], d[1:]), identity_loss(d[:1], d[1:]), "the loss of one pair of raw 128-D descriptors (shape (1, 128))")
 
 
 identity_loss_exercise = Exercise(
