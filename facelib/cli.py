@@ -54,7 +54,13 @@ def _reconstruct_config(args: argparse.Namespace):
     overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
     if args.steps is not None:
         overrides["refine"] = RefineConfig(steps=args.steps)
-    return ReconstructConfig(gcn_weights=args.gcn_weights, facenet_weights=args.facenet_weights, device=args.device,
+    if args.steps is not None and args.gcn_weights:
+        raise ValueError("--steps sets the per-image optimisation, which --gcn-weights replaces: give one of them")
+    if args.no_regressor and args.regressor_weights:
+        raise ValueError("--regressor-weights and --no-regressor contradict each other: give one of them")
+    # --steps only means something for per-image optimisation, so it asks for it.
+    return ReconstructConfig(gcn_weights=args.gcn_weights, per_image=args.per_image or args.steps is not None,
+                             facenet_weights=args.facenet_weights, device=args.device,
                              regressor_weights=args.regressor_weights, use_regressor=not args.no_regressor, **overrides)
 
 
@@ -83,8 +89,8 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
 
     from facelib import config as settings
     from facelib.data import benchmark
-    from facelib.evaluate import TABLE_LEGEND, evaluate, improvement_table, table
-    from facelib.nets import FaceNetWeightsError, RegressorWeightsError
+    from facelib.evaluate import TABLE_LEGEND, evaluate, improvement_table, score_change_table, table
+    from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
     from facelib.reconstruct import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods, start_regressor
     from facelib.refine import TextureWeightsError
 
@@ -92,10 +98,6 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
         config = _reconstruct_config(args)
         if args.n < 2:
             raise ValueError(f"--n {args.n}: the bootstrap interval needs at least 2 faces")
-        if args.gcn_weights and args.steps is not None:
-            raise ValueError("--steps sets the per-image optimisation, which --gcn-weights replaces: give one of them")
-        if args.no_regressor and args.regressor_weights:
-            raise ValueError("--regressor-weights and --no-regressor contradict each other: give one of them")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -107,11 +109,16 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
             regressor, _, note = start_regressor(config, device, faces.model.layout)
             if note:
                 print(f"note: {note}")
-        methods = benchmark_methods(faces, config.level, config, regressor)  # checks --gcn-weights before any work
+        if config.texture_note:
+            print(f"note: {config.texture_note}")
+        encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
+        # checks --gcn-weights before any work
+        methods = benchmark_methods(faces, config.level, config, regressor, encoder=encoder)
         print(f"facelib eval-reconstruct: {args.n} benchmark faces (seed 2020) at {config.size} px, mesh level {config.level}, "
               f"on {device}: regress, fit {config.fit_steps} + refit {config.refit_steps} steps with M_face, "
               f"refine {'with ' + str(config.gcn_weights) if config.gcn_weights else str(config.refine.steps) + ' steps per image'}")
-        scores = evaluate(methods, faces, batch_size=args.eval_batch, progress=True)
+        print(f"identity network: {encoder.source}")
+        scores = evaluate(methods, faces, batch_size=args.eval_batch, progress=True, encoder=encoder)
     except (TextureWeightsError, FaceNetWeightsError, RegressorWeightsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -123,10 +130,85 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
                         "every vertex it shows reliably, the 3DMM albedo elsewhere; roughly what a refinement that keeps the "
                         "fitted light could reach.", 110))
     print(improvement_table(scores, BENCHMARK_BASELINE))
+    print(score_change_table(scores, BENCHMARK_BASELINE))
     print(f"time: {seconds:.0f} s for {args.n} faces (fits, refinement and yardstick)")
     if args.json:
         rows = {name: s.mean() for name, s in scores.items()}
-        _write_json(args.json, {"faces": args.n, "size": config.size, "level": config.level, "seconds": seconds, "methods": rows})
+        _write_json(args.json, {"faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
+                                "gcn_weights": str(config.gcn_weights) if config.gcn_weights else None,
+                                "identity_network": getattr(encoder, "name", None), "methods": rows})
+    return 0
+
+
+def _score_photos(args: argparse.Namespace) -> int:
+    """Reconstructs each photo and tabulates its re-rendering and identity scores (real photos: no ground truth)."""
+    from facelib.data import PHOTOS, ImageError
+    from facelib.nets import FaceNetWeightsError, RegressorWeightsError
+    from facelib.reconstruct import reconstruct
+    from facelib.refine import TextureWeightsError
+
+    try:
+        config = _reconstruct_config(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    photos: list[Path] = []
+    for item in args.photos or [str(p) for p in PHOTOS.values()]:
+        path = Path(item)
+        photos += sorted(p for p in path.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}) if path.is_dir() else [path]
+    if not photos:
+        print("error: no photos found (give photo files or folders of them)", file=sys.stderr)
+        return 2
+    rows, failed = {}, []
+    for photo in photos:
+        try:
+            result = reconstruct(photo, Path(args.out) / photo.stem, config, verbose=False)
+        except (ImageError, TextureWeightsError, FaceNetWeightsError, RegressorWeightsError) as err:
+            print(f"{photo}: skipped ({err})", file=sys.stderr)
+            failed.append(str(photo))
+            continue
+        rows[str(photo)] = result.summary["scores"] | {"overlay": str(result.files["overlay"])}
+        print(f"{photo.name}: overlay {result.files['overlay']}")
+    if not rows:
+        return 1
+    methods = ("3dmm", "photo de-lit", "gcn")
+    print(f"re-rendering inside the rendered face x M_face, at {config.size} px, mesh level {config.level} "
+          f"(gcn: {config.gcn_weights or 'per-image optimisation'}); identity distance photo-to-render "
+          f"({next(iter(rows.values())).get('identity_network', 'no identity network')}; lower is better):")
+    print(f"{'photo':<22}" + "".join(f"{m + ' PSNR':>17}{m + ' id':>15}" for m in methods))
+    for photo, row in rows.items():
+        print(f"{Path(photo).name:<22}" + "".join(f"{row[m]['psnr']:>17.2f}{row[m].get('identity', float('nan')):>15.3f}" for m in methods))
+    if args.json:
+        _write_json(args.json, {"size": config.size, "level": config.level, "gcn_weights": str(config.gcn_weights or ""),
+                                "photos": rows, "failed": failed})
+    return 0 if not failed else 1
+
+
+def _train_texture(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from facelib.train.fitted_pool import PoolSpec, build_pool
+    from facelib.train.texture import TextureTrainConfig, train_texture
+
+    try:
+        pool = PoolSpec(n=args.pool, seed=args.pool_seed)
+        overrides = {k: getattr(args, k) for k in ("steps", "minutes", "batch", "lr", "albedo_weight", "identity_every", "seed")
+                     if getattr(args, k) is not None}
+        config = TextureTrainConfig(pool=pool, **overrides)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.build_pool_only:
+        build_pool(pool)
+        return 0
+    try:
+        path = train_texture(args.out, config, resume=args.resume, weights_out=args.weights_out)
+    except (FileNotFoundError, ValueError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"recipe: {dataclasses.asdict(config)}")
+    print(f"to use these weights: --gcn-weights {path} (or FACELIB_TEXTURE_WEIGHTS={path}); "
+          "to replace the bundled ones, pass --weights-out data/weights/texture_gcn.pt")
     return 0
 
 
@@ -285,8 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--size", type=int, default=None, help="aligned crop size in pixels (fast mode 128, full 224)")
         p.add_argument("--level", type=int, default=None, help="mesh subdivision level of the albedo (fast 0, full 1)")
         p.add_argument("--steps", type=int, default=None,
-                       help="texture refinement steps (fast 100, full 300; short runs change little)")
-        p.add_argument("--gcn-weights", default=None, help="dataset-trained TextureGCN weights (default: optimise on the photo)")
+                       help="per-image texture optimisation steps (implies --per-image; fast 100, full 300; short runs change little)")
+        p.add_argument("--gcn-weights", default=None,
+                       help="dataset-trained TextureGCN weights (default: FACELIB_TEXTURE_WEIGHTS, then the bundled data/weights/texture_gcn.pt)")
+        p.add_argument("--per-image", action="store_true",
+                       help="optimise a fresh TextureGCN on each photo instead of running the trained weights (slower, less detail)")
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")
         p.add_argument("--regressor-weights", default=None, help="regressor weights (default: the bundled data/weights/regressor.pt)")
         p.add_argument("--no-regressor", action="store_true", help="start the fit from the mean face, not the regressor's prediction")
@@ -303,6 +388,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the means to this JSON file")
     reconstruct_options(p)
     p.set_defaults(func=_eval_reconstruct)
+
+    p = sub.add_parser("score-photos", help="reconstruct real photos and score 3DMM, de-lit photo and GCN by re-rendering and identity",
+                       description="Real photos have no true albedo, but they can be re-rendered: for each photo (default: the two "
+                       "bundled ones), reconstruct it into OUT/<name>/ and print PSNR inside the rendered face and M_face and the "
+                       "identity distance photo-to-render for the 3DMM albedo, the photo de-lit by the fitted light (a yardstick) "
+                       "and the refined albedo.")
+    p.add_argument("photos", nargs="*", help="photo files or folders of them (default: data/photos/*)")
+    p.add_argument("--out", default="out/score-photos", help="output folder (default %(default)s)")
+    p.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    reconstruct_options(p)
+    p.set_defaults(func=_score_photos)
+
+    p = sub.add_parser("train-texture", help="train the dataset-trained TextureGCN that reconstruct runs (the shipped recipe)",
+                       description="Builds (once, cached) a pool of synthetic faces fitted as reconstruct fits them, then trains "
+                       "the 'fidelity' TextureGCN on it with Lin et al.'s losses and a supervised albedo term; see "
+                       "facelib.train.texture and data/README.md for the recipe, its wall time and scores.")
+    p.add_argument("--out", default="out/texture", help="run folder: checkpoint, log.csv, texture_gcn.pt (default %(default)s)")
+    p.add_argument("--weights-out", default=None, help="where to write the final fp16 weights (default OUT/texture_gcn.pt)")
+    p.add_argument("--pool", type=int, default=320, help="fitted faces in the pool (default %(default)s; about 5 s each to fit)")
+    p.add_argument("--pool-seed", type=int, default=0, help="the pool's seed (its split is 'texture-train', never the benchmark's)")
+    p.add_argument("--build-pool-only", action="store_true", help="build the fitted pool and stop")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (0: no limit)")
+    p.add_argument("--batch", type=int, default=None, help="faces per step")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    p.add_argument("--albedo-weight", type=float, default=None, help="weight of the supervised albedo term (0: the paper's losses only)")
+    p.add_argument("--identity-every", type=int, default=None, help="compute L_id every N steps (0: never)")
+    p.add_argument("--seed", type=int, default=None, help="initialisation and batch order")
+    p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
+    p.set_defaults(func=_train_texture)
 
     p = sub.add_parser("reconstruct", help="reconstruct the face of a photo: meshes, overlay, 3D viewer, summary")
     p.add_argument("photo", help="a photo with a face (JPEG, PNG, ...)")

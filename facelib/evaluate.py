@@ -26,6 +26,12 @@ Metrics, per face, then averaged over the benchmark:
   (the true face pixels that the method's rendering also covers). Higher is better. These score
   the whole reconstruction as the photometric loss sees it, so a method can win here by baking
   light into the albedo; the albedo error is the one that cannot be gamed that way.
+* **identity distance** (with an ``encoder``): the distance between the identity network's
+  descriptors of the input image and of the method's rendering pasted over it
+  (:func:`~facelib.losses.identity.identity_distance`; dlib's network calls two faces the same
+  person below 0.6). Lower is better: the reconstruction still looks like the person.
+
+:func:`rerender_scores` gives the last three for a real photo, which has no true albedo.
 
 SSIM follows Wang et al. (2004) with an 11 x 11 Gaussian window (sigma 1.5), C1 = (0.01)^2,
 C2 = (0.03)^2, computed per channel on the full images and averaged over the mask.
@@ -196,6 +202,7 @@ class Scores:
         method: its name.
         albedo: error name (:data:`ALBEDO_ERRORS`) -> (N,) albedo errors.
         psnr, ssim: (N,) rendering scores inside the face mask.
+        identity: (N,) identity distance between the image and the rendering (NaN without an encoder).
         seconds: time spent in the method (not in the metrics).
     """
 
@@ -203,12 +210,14 @@ class Scores:
     albedo: dict[str, torch.Tensor] = field(default_factory=dict)
     psnr: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     ssim: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    identity: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     seconds: float = 0.0
 
     def mean(self) -> dict[str, float]:
         """The benchmark means (faces with an empty vertex set are left out of that set's mean)."""
         row = {f"albedo_{k}": float(v[~v.isnan()].mean()) if (~v.isnan()).any() else math.nan for k, v in self.albedo.items()}
-        return row | {"psnr": float(self.psnr.nanmean()), "ssim": float(self.ssim.nanmean())}
+        identity = float(self.identity.nanmean()) if self.identity.numel() else math.nan
+        return row | {"psnr": float(self.psnr.nanmean()), "ssim": float(self.ssim.nanmean()), "identity": identity}
 
 
 def truth_masks(faces, batch: dict[str, torch.Tensor], detail_threshold: float = DETAIL_THRESHOLD) -> dict[str, torch.Tensor]:
@@ -236,7 +245,8 @@ def truth_masks(faces, batch: dict[str, torch.Tensor], detail_threshold: float =
 
 
 def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: Iterable[int] | None = None,
-             detail_threshold: float = DETAIL_THRESHOLD, progress: bool = False) -> dict[str, Scores]:
+             detail_threshold: float = DETAIL_THRESHOLD, progress: bool = False, encoder: torch.nn.Module | None = None
+             ) -> dict[str, Scores]:
     """Scores methods on a benchmark of synthetic faces with ground truth.
 
     Args:
@@ -246,6 +256,8 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
         indices: which faces (default: all).
         detail_threshold: see :data:`DETAIL_THRESHOLD`.
         progress: show a progress bar.
+        encoder: an identity network (:class:`~facelib.nets.IdentityEncoder`) for the identity
+            distance (None: not measured, NaN).
 
     Returns:
         name -> :class:`Scores` (per face, in the order of ``indices``).
@@ -290,15 +302,56 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
             region = batch["skin"] * r.mask
             out.setdefault("psnr", []).append(psnr(r.image.clamp(0, 1), batch["image"], region))
             out.setdefault("ssim", []).append(ssim(r.image.clamp(0, 1), batch["image"], region))
+            out.setdefault("identity", []).append(_identity(encoder, batch["image"], r.image, r.mask))
     return {name: Scores(name, {k: torch.cat(out[k]).cpu() for k in ALBEDO_ERRORS}, torch.cat(out["psnr"]).cpu(),
-                         torch.cat(out["ssim"]).cpu(), seconds[name]) for name, out in parts.items()}
+                         torch.cat(out["ssim"]).cpu(), torch.cat(out["identity"]).cpu(), seconds[name])
+            for name, out in parts.items()}
+
+
+@torch.no_grad()
+def _identity(encoder: torch.nn.Module | None, image: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) identity distance between images and the renderings pasted over them (NaN without an encoder)."""
+    if encoder is None:
+        return torch.full(image.shape[:1], math.nan, device=image.device)
+    from facelib.losses.identity import identity_distance
+
+    m = mask.unsqueeze(-1).to(image)
+    return identity_distance(encoder.to(image.device), image, rendered.clamp(0, 1) * m + image * (1 - m)).distance
+
+
+@torch.no_grad()
+def rerender_scores(photo: torch.Tensor, rendered: torch.Tensor, coverage: torch.Tensor, m_face: torch.Tensor,
+                    encoder: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """How well a reconstruction re-renders a photo that has no ground truth.
+
+    Args:
+        photo: (B, S, S, 3) the aligned crops. rendered: (B, S, S, 3) the reconstruction rendered in them.
+        coverage: (B, S, S) where the rendering covers. m_face: (B, S, S) M_face, the photo's skin.
+        encoder: an identity network for the identity distance (None: left out).
+
+    Returns:
+        "psnr", "ssim": (B,) inside coverage x M_face; with an encoder also "identity" (B,), the
+        descriptor distance between the photo and the rendering pasted over it, and
+        "identity_cosine" (B,).
+    """
+    region = coverage * m_face
+    scores = {"psnr": psnr(rendered.clamp(0, 1), photo, region), "ssim": ssim(rendered.clamp(0, 1), photo, region)}
+    if encoder is not None:
+        from facelib.losses.identity import identity_distance
+
+        m = coverage.unsqueeze(-1).to(photo)
+        measured = identity_distance(encoder.to(photo.device), photo, rendered.clamp(0, 1) * m + photo * (1 - m))
+        scores |= {"identity": measured.distance, "identity_cosine": measured.cosine}
+    return scores
 
 
 TABLE_LEGEND = ("Columns: mean per-vertex L1 error of the albedo against the truth over the face's skin vertices "
                 "('face'), the ones the camera sees ('visible') and the ones the detail layer changed, which a 3DMM "
                 "cannot hold ('detail'); 'SI': the same after each face's best per-channel gain (from one photo, albedo "
                 "and light are known only up to one); PSNR and SSIM: the rendering against the input image inside the "
-                "face. Lower errors are better; the last column is the change of the face error.")
+                "face; 'id dist': the identity network's descriptor distance between the image and the rendering pasted "
+                "over it (dlib's network: the same person below 0.6). Lower errors and distances are better; the last "
+                "column is the change of the face error.")
 """What :func:`table`'s columns mean, in words, for printing under it."""
 
 
@@ -309,7 +362,7 @@ def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
     scale-invariant ("SI"); PSNR and SSIM of the renderings inside the face mask.
     """
     header = (f"{'method':<26}{'face':>8}{'visible':>9}{'detail':>8}{'face SI':>9}{'detail SI':>10}"
-              f"{'PSNR dB':>9}{'SSIM':>7}")
+              f"{'PSNR dB':>9}{'SSIM':>7}{'id dist':>8}")
     if baseline is not None:
         if baseline not in scores:
             raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
@@ -319,15 +372,15 @@ def table(scores: dict[str, Scores], baseline: str | None = None) -> str:
     for name, s in scores.items():
         m = s.mean()
         row = (f"{name:<26}{m['albedo_face']:>8.4f}{m['albedo_visible']:>9.4f}{m['albedo_detail']:>8.4f}"
-               f"{m['albedo_face_si']:>9.4f}{m['albedo_detail_si']:>10.4f}{m['psnr']:>9.2f}{m['ssim']:>7.3f}")
+               f"{m['albedo_face_si']:>9.4f}{m['albedo_detail_si']:>10.4f}{m['psnr']:>9.2f}{m['ssim']:>7.3f}{m['identity']:>8.3f}")
         if base:
             row += f"  {100 * (m['albedo_face'] - base) / base:+.1f} %"
         rows.append(row)
     return "\n".join(rows)
 
 
-def improvement_table(scores: dict[str, Scores], baseline: str, errors: Iterable[str] = ("face", "visible", "detail"),
-                      resamples: int = 2000) -> str:
+def improvement_table(scores: dict[str, Scores], baseline: str,
+                      errors: Iterable[str] = ("face", "visible", "detail", "face_si", "detail_si"), resamples: int = 2000) -> str:
     """Each method's change of error against ``baseline``, with its paired-bootstrap 95 % interval.
 
     The sign follows :func:`table`'s last column: negative is a lower (better) error.
@@ -358,6 +411,58 @@ def improvement_table(scores: dict[str, Scores], baseline: str, errors: Iterable
             verdict = "lower" if lo > 0 else "higher" if hi < 0 else "no clear change"
             lines.append(f"  {name:<26}{error:<9}{-100 * r:+7.2f} %  (95 % interval {-100 * hi:+.2f} to {-100 * lo:+.2f}): {verdict}")
     return "\n".join(lines)
+
+
+def score_change_table(scores: dict[str, Scores], baseline: str, resamples: int = 2000) -> str:
+    """Each method's change of PSNR, SSIM and identity distance against ``baseline``, with paired-bootstrap 95 % intervals.
+
+    Returns:
+        A heading, then one line per method and score, e.g.
+        ``GCN  PSNR  +2.10 dB  (95 % interval +1.90 to +2.30): higher (better)``.
+    """
+    if baseline not in scores:
+        raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
+    lines = [f"change of the rendering scores against {baseline!r}, paired bootstrap over the faces:"]
+    for name, s in scores.items():
+        if name == baseline:
+            continue
+        for label, attr, unit, higher_better in (("PSNR", "psnr", " dB", True), ("SSIM", "ssim", "", True),
+                                                 ("id dist", "identity", "", False)):
+            base, new = getattr(scores[baseline], attr), getattr(s, attr)
+            try:
+                d, lo, hi = paired_difference(base, new, resamples)
+            except ValueError:
+                continue  # not measured (no identity network) or too few faces
+            better = "better" if (lo > 0) == higher_better else "worse"
+            verdict = f"higher ({better})" if lo > 0 else f"lower ({better})" if hi < 0 else "no clear change"
+            lines.append(f"  {name:<26}{label:<9}{d:+8.3f}{unit}  (95 % interval {lo:+.3f} to {hi:+.3f}): {verdict}")
+    return "\n".join(lines)
+
+
+def paired_difference(baseline: torch.Tensor, method: torch.Tensor, resamples: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float, float]:
+    """The mean of method - baseline over the same items, with its paired-bootstrap percentile interval.
+
+    Args:
+        baseline, method: (N,) per-face scores (NaNs: the face is left out of both).
+
+    Returns:
+        (mean difference, low, high).
+
+    Raises:
+        ValueError: fewer than two faces have both scores.
+    """
+    if baseline.shape != method.shape or baseline.ndim != 1:
+        raise ValueError(f"need two (N,) score vectors over the same faces, got {tuple(baseline.shape)} and {tuple(method.shape)}")
+    keep = ~(baseline.isnan() | method.isnan())
+    diff = (method[keep] - baseline[keep]).double()
+    if diff.numel() < 2:
+        raise ValueError("need at least two faces with both scores to compare")
+    gen = torch.Generator().manual_seed(seed)
+    draws = diff[torch.randint(0, diff.numel(), (resamples, diff.numel()), generator=gen)].mean(1)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(draws, torch.tensor([tail, 1 - tail], dtype=draws.dtype)).tolist()
+    return float(diff.mean()), low, high
 
 
 def paired_improvement(baseline: torch.Tensor, method: torch.Tensor, resamples: int = 2000, seed: int = 0,

@@ -44,7 +44,8 @@ from facelib.fit import FitConfig, FitResult, fit
 from facelib.losses import skin_mask
 from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
-from facelib.refine import RefineConfig, RefineResult, load_texture_gcn, refine, texture_hierarchy
+from facelib.refine import (RefineConfig, RefineResult, bundled_texture_weights, find_texture_weights, load_texture_gcn, refine,
+                            texture_hierarchy, texture_inputs)
 from facelib.render import FaceRenderer
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
@@ -59,36 +60,56 @@ class ReconstructConfig:
 
     Attributes:
         size: the side of the aligned crop, in pixels (fast 128, full 224).
-        level: subdivision level of the mesh that carries the refined albedo (fast 0: 3,141 vertices;
-            full 1: 12,414; 2: 49,368 works too, slowly on a CPU).
+        level: subdivision level of the mesh that carries the refined albedo (None: 1, 12,414 vertices,
+            where the trained TextureGCN works, in both modes; per-image optimisation: fast 0, 3,141
+            vertices, full 1; 2: 49,368 works too, slowly on a CPU).
         fit_steps: steps of the first fit, from the mean face or ``init`` (fast 100, full 300).
         refit_steps: steps of the refit with M_face, from the first fit (fast 60, full 150).
         refine: :class:`~facelib.refine.RefineConfig` of the texture refinement.
-        gcn_weights: dataset-trained TextureGCN weights; when present they replace per-image optimisation.
+        gcn_weights: dataset-trained TextureGCN weights (None: ``FACELIB_TEXTURE_WEIGHTS``, then the
+            bundled ``data/weights/texture_gcn.pt``, see :func:`~facelib.refine.find_texture_weights`);
+            one forward pass replaces per-image optimisation. Without any, per-image optimisation
+            runs, and ``texture_note`` says so.
+        per_image: optimise a fresh network on the photo instead of running trained weights.
         regressor_weights: a regressor weights file (default: ``FACELIB_REGRESSOR_WEIGHTS``, then the
             bundled ``data/weights/regressor.pt``).
         use_regressor: start the fit from the regressor's prediction (False: from the mean face).
         facenet_weights: a local FaceNet weights file (see :class:`~facelib.nets.IdentityEncoder`).
-        download_facenet: fetch FaceNet's weights when none are found locally (off in fast mode, as
-            in the notebooks; offline an untrained network stands in, announced).
+        download_facenet: try to download FaceNet's weights when none are here (off: offline first;
+            without them dlib's pretrained network is the identity network, see
+            :class:`~facelib.nets.IdentityEncoder`).
         overlay_max_side: the longest side of each panel of the overlay PNG.
         device: where fitting and refinement run (None: CUDA when available).
     """
 
     size: int = field(default_factory=lambda: int(settings.pick(128, 224)))
-    level: int = field(default_factory=lambda: int(settings.pick(0, 1)))
+    level: int | None = None
     fit_steps: int = field(default_factory=lambda: int(settings.pick(100, 300)))
     refit_steps: int = field(default_factory=lambda: int(settings.pick(60, 150)))
     refine: RefineConfig = field(default_factory=RefineConfig)
     gcn_weights: str | Path | None = None
+    per_image: bool = False
     regressor_weights: str | Path | None = None
     use_regressor: bool = True
     facenet_weights: str | Path | None = None
-    download_facenet: bool = field(default_factory=lambda: not settings.FAST)
+    download_facenet: bool = False
     overlay_max_side: int = 768
     device: str | None = None
 
+    texture_note: str | None = field(default=None, init=False)
+    """Set when no trained TextureGCN weights were found: what runs instead, and how to get them."""
+
     def __post_init__(self) -> None:
+        if self.per_image and self.gcn_weights is not None:
+            raise ValueError("per_image optimises a fresh network, gcn_weights runs trained ones: give one of them")
+        if not self.per_image:
+            self.gcn_weights = find_texture_weights(self.gcn_weights)
+            if self.gcn_weights is None:
+                self.texture_note = (f"no trained TextureGCN weights (none at {bundled_texture_weights()}): the texture is "
+                                     "optimised on the photo itself (per image, slower and far less detailed); train them "
+                                     "with `python -m facelib train-texture` or pass --gcn-weights PATH")
+        if self.level is None:
+            self.level = 1 if self.gcn_weights is not None else int(settings.pick(0, 1))
         if self.size < 64:
             raise ValueError(f"size={self.size}: the face detector's landmarks and the fit need at least 64 pixels (128-224 work well)")
         if not 0 <= self.level <= 3:
@@ -300,15 +321,39 @@ def delit_reference(model: MorphableModel, renderer: FaceRenderer, photo: torch.
     Returns:
         (B, V, 3) T_ref in [0, 1].
     """
-    from facelib.refine import reliable_samples
-    from facelib.render.lighting import unshade
+    return texture_inputs(model, renderer, photo, params, mask).yardstick()
 
-    coarse = model.albedo(params["tex"]).clamp(0, 1)
-    fitted = renderer.render(model.shape(params["id"], params["exp"]), coarse, params["angles"], params["translation"], params["gamma"])
-    samples = reliable_samples(renderer, photo, fitted, mask)
-    delit, lit = unshade(samples.colors, fitted.normals, params["gamma"])
-    confidence = (samples.visibility * lit).unsqueeze(-1)
-    return (coarse + confidence * (delit - coarse)).clamp(0, 1)
+
+@torch.no_grad()
+def photo_scores(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
+                 m_face: torch.Tensor, albedos: dict[str, torch.Tensor], encoder: torch.nn.Module | None = None) -> dict:
+    """Re-rendering scores of albedos on a photo with no ground truth, beside the de-lit photo's (the yardstick).
+
+    Each albedo is rendered with the fitted shape, pose and light at the crop's size and compared with
+    the photo inside the rendered face and M_face (:func:`facelib.evaluate.rerender_scores`): PSNR,
+    SSIM, and the identity distance between the photo and the rendering pasted over it.
+
+    Args:
+        model, renderer: the mesh the albedos live on and a renderer of it at the crop's size.
+        photo: (1, S, S, 3) the aligned crop. params: the fitted unknowns. m_face: (1, S, S) M_face.
+        albedos: name -> (1, V, 3) albedo; ``"photo de-lit"`` (:func:`delit_reference`) is added.
+        encoder: the identity network (None: no identity distance).
+
+    Returns:
+        name -> {"psnr", "ssim"[, "identity", "identity_cosine"]} as floats (rounded), and
+        "identity_network": the encoder's name.
+    """
+    from facelib.evaluate import rerender_scores
+
+    albedos = dict(albedos) | {"photo de-lit": delit_reference(model, renderer, photo, params, m_face)}
+    shape = model.shape(params["id"], params["exp"])
+    out: dict = {}
+    for name, albedo in albedos.items():
+        r = renderer.render(shape, albedo, params["angles"], params["translation"], params["gamma"])
+        out[name] = {k: round(float(v[0]), 4) for k, v in rerender_scores(photo, r.image, r.mask, m_face, encoder).items()}
+    if encoder is not None:
+        out["identity_network"] = str(getattr(encoder, "name", type(encoder).__name__))
+    return out
 
 
 def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:
@@ -438,6 +483,8 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         say(f"  {stage:<24} {timings[stage]:6.1f} s")
 
     say(f"facelib reconstruct: {photo_path} ({'fast' if settings.FAST else 'full'} mode: {config.size} px, mesh level {config.level})")
+    if config.texture_note:
+        say(f"  note: {config.texture_note}")
     image = load_rgb(photo_path)  # ImageError with the file's name for missing, damaged and non-image files
     aligned = align_face(photo_path, size=config.size)
     photo_full = image_to_tensor(image)
@@ -475,6 +522,8 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
 
     shape = model.shape(params["id"], params["exp"]).detach()
     albedo_3dmm, albedo_gcn = refinement.coarse.detach(), refinement.albedo.detach()
+    scores = photo_scores(model, renderer, crop, params, m_face, {"3dmm": albedo_3dmm, "gcn": albedo_gcn}, encoder)
+    lap("scores")
     files = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, albedo in (("3dmm", albedo_3dmm), ("gcn", albedo_gcn)):
@@ -509,6 +558,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         "refine": {"mode": refinement.mode, "steps": len(refinement.history.get("total", [])), "notes": refinement.notes,
                    "final": {k: round(v[-1], 6) for k, v in refinement.history.items() if v},
                    "mean_albedo_change": round(float((albedo_gcn - albedo_3dmm).abs().mean()), 6)},
+        "scores": scores,
         "coefficients": {k: _floats(v) for k, v in params.items()},
         "texture_map": NO_UV_NOTE,
         "timings_s": {k: round(v, 2) for k, v in timings.items()} | {"total": round(sum(timings.values()), 2)},

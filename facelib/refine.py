@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +83,13 @@ from typing import Callable
 import torch
 from torch import nn
 
+from facelib import config as settings
 from facelib.config import pick
 from facelib.gcn.texture import TextureGCN, TextureGCNConfig
 from facelib.losses import Schedule, generator_loss, identity_loss, photometric_loss, projected_color_loss, vertex_loss
 from facelib.mesh.hierarchy import MeshHierarchy
 from facelib.morphable.model import MorphableModel
-from facelib.render.lighting import shade
+from facelib.render.lighting import shade, unshade
 from facelib.render.renderer import FaceRenderer, Rendering
 from facelib.losses.masks import erode
 from facelib.render.sample import VertexSamples, sample_image
@@ -108,6 +110,30 @@ of 15% of the steps only, short runs ended inside that jump (measured with ``eva
 with this floor the same run changes the error by -0.9 % and leaves the scale-invariant error at
 0.0355. The defaults (100 and 300 steps) warm up over 15 and 45 steps either way.
 """
+
+
+TEXTURE_WEIGHTS_ENV = "FACELIB_TEXTURE_WEIGHTS"
+"""An environment variable naming TextureGCN weights to use instead of the bundled ones."""
+
+
+def bundled_texture_weights() -> Path:
+    """The dataset-trained "fidelity" TextureGCN that ships with the course: ``DATA_DIR/weights/texture_gcn.pt``."""
+    return settings.DATA_DIR / "weights" / "texture_gcn.pt"
+
+
+def find_texture_weights(weights: str | Path | None = None) -> Path | None:
+    """The TextureGCN weights ``reconstruct`` uses: ``weights``, else ``FACELIB_TEXTURE_WEIGHTS``, else the
+    bundled file when it exists; None when there are none (the caller announces per-image optimisation).
+
+    A path given explicitly (argument or environment) is returned even when it is missing: that is an
+    error for :func:`load_texture_gcn` to report, not a reason to fall back silently.
+    """
+    if weights is not None:
+        return Path(weights)
+    if os.environ.get(TEXTURE_WEIGHTS_ENV):
+        return Path(os.environ[TEXTURE_WEIGHTS_ENV])
+    bundled = bundled_texture_weights()
+    return bundled if bundled.is_file() else None
 
 
 class TextureWeightsError(ValueError):
@@ -220,17 +246,19 @@ def texture_hierarchy(coarse: MorphableModel, levels: int = 0) -> MeshHierarchy:
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------
-def save_texture_gcn(path: str | Path, network: TextureGCN, **meta: int | float | str) -> Path:
+def save_texture_gcn(path: str | Path, network: TextureGCN, half: bool = False, **meta: int | float | str) -> Path:
     """Writes a TextureGCN checkpoint that :func:`load_texture_gcn` (and so :func:`refine`) reads.
 
     The file is a plain dict of tensors, strings and numbers (readable with ``weights_only=True``):
     ``format``, ``config`` (the :class:`TextureGCNConfig` fields), ``num_vertices`` (of the face mesh
-    it was trained on), ``state_dict`` and any ``meta`` (epochs, data set, ...).
+    it was trained on), ``state_dict`` and any ``meta`` (epochs, data set, the identity network ...).
+    ``half`` stores the weights in fp16 (half the size; loading casts them back to fp32).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(network.config), "num_vertices": network.num_vertices,
-               "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()}, "meta": dict(meta)}
+               "state_dict": {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+                              for k, v in network.state_dict().items()}, "meta": dict(meta)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
@@ -258,8 +286,10 @@ def load_texture_gcn(path: str | Path, hierarchy: MeshHierarchy, config: str | T
         raise TextureWeightsError(f"cannot read TextureGCN weights from {path} ({type(err).__name__}: {err})") from err
     if not isinstance(payload, dict):
         raise TextureWeightsError(f"{path} holds a {type(payload).__name__}, not a TextureGCN checkpoint or state dict")
+    meta: dict = {}
     if "state_dict" in payload:
         state = payload["state_dict"]
+        meta = dict(payload.get("meta") or {})
         fields = payload.get("config")
         if isinstance(fields, dict):
             fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
@@ -277,6 +307,7 @@ def load_texture_gcn(path: str | Path, hierarchy: MeshHierarchy, config: str | T
         first = str(err).strip().splitlines()
         raise TextureWeightsError(f"{path} does not fit a {network.config.name} TextureGCN on this mesh "
                                   f"({hierarchy.num_vertices[0]:,} vertices): {' '.join(first[:2])}") from err
+    network.meta = meta  # what it was trained with (identity network, recipe, scores), for checks and summaries
     return network.eval()
 
 
@@ -325,6 +356,48 @@ def reliable_samples(renderer: FaceRenderer, photo: torch.Tensor, rendering: Ren
     skin = sample_image(mask[..., None].to(photo), xy)[..., 0].clamp(0, 1) if mask is not None else 1.0
     confidence = samples.visibility * inside * agrees * facing * skin
     return VertexSamples(samples.colors * (confidence > 0).unsqueeze(-1), confidence)
+
+
+@dataclass
+class TextureInputs:
+    """What the texture stage reads of one fitted photo (see :func:`texture_inputs`).
+
+    Attributes:
+        shape: (B, V, 3) the fitted shape. coarse: (B, V, 3) the 3DMM albedo T in [0, 1].
+        fitted: the fitted face rendered with T.
+        samples: T_p with the confidence c of :func:`reliable_samples` (M_face included).
+        delit: (B, V, 3) D = T_p / E, the photo divided by the fitted irradiance (0 where c is 0).
+        confidence: (B, V) c, also 0 where a channel of E is too dark to divide by.
+    """
+
+    shape: torch.Tensor
+    coarse: torch.Tensor
+    fitted: Rendering
+    samples: VertexSamples
+    delit: torch.Tensor
+    confidence: torch.Tensor
+
+    def yardstick(self) -> torch.Tensor:
+        """T + c (D - T): the photo itself as albedo where it can be read, the 3DMM elsewhere. (B, V, 3)."""
+        c = self.confidence.unsqueeze(-1)
+        return (self.coarse + c * (self.delit - self.coarse)).clamp(0, 1)
+
+
+@torch.no_grad()
+def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
+                   mask: torch.Tensor | None = None) -> TextureInputs:
+    """The fitted face, its 3DMM albedo and the photo read at its vertices, reliable and de-lit.
+
+    Args:
+        model: the morphable model the albedo lives on. renderer: a renderer of it at the photo's size.
+        photo: (B, H, W, 3) the photos. params: the fitted unknowns. mask: (B, H, W) M_face.
+    """
+    shape = model.shape(params["id"], params["exp"])
+    coarse = model.albedo(params["tex"]).clamp(0, 1)
+    fitted = renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
+    samples = reliable_samples(renderer, photo, fitted, mask)
+    delit, lit = unshade(samples.colors, fitted.normals, params["gamma"])
+    return TextureInputs(shape, coarse, fitted, samples, delit, samples.visibility * lit)
 
 
 # ---- refinement ----------------------------------------------------------------------------------
@@ -405,19 +478,30 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
     with torch.no_grad():
         fitted = renderer.render(shape, coarse, p["angles"], p["translation"], p["gamma"])
         target_embedding = encoder(photo)
-    notes: list[str] = [f"FaceNet: {getattr(encoder, 'source', type(encoder).__name__)}"]
+    notes: list[str] = [f"identity network: {getattr(encoder, 'source', type(encoder).__name__)}"]
 
     def render(albedo: torch.Tensor) -> Rendering:
         return renderer.render(shape, albedo, p["angles"], p["translation"], p["gamma"])
 
     if weights is not None:
         network = load_texture_gcn(weights, hierarchy, config.gcn).to(photo.device)
+        trained_with = network.meta.get("identity_network")
+        running = getattr(encoder, "name", None)
+        if network.decoder is not None and trained_with and running and trained_with != running:
+            raise TextureWeightsError(f"{weights} was trained with the identity network {trained_with!r}, whose embedding its "
+                                      f"Decoder reads, but {running!r} is in use here: use that identity network, or other weights")
         with torch.no_grad():
-            # The inputs the paper's network is trained on: T_p with the plain 0/1 visibility.
-            samples = renderer.sample_colors(photo, fitted)
-            albedo = network(coarse, samples.colors, samples.visibility, target_embedding)
+            if network.config.delit:
+                # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, with M_face.
+                x = texture_inputs(model, renderer, photo, p, compare)
+                samples = VertexSamples(x.samples.colors, x.confidence)
+                albedo = network(x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
+            else:
+                # The inputs the paper's network is trained on: T_p with the plain 0/1 visibility.
+                samples = renderer.sample_colors(photo, fitted)
+                albedo = network(coarse, samples.colors, samples.visibility, target_embedding)
             rendering = render(albedo)
-        notes.append(f"TextureGCN: dataset-trained weights from {weights} (one forward pass)")
+        notes.append(f"TextureGCN: dataset-trained {network.config.name} weights from {weights} (one forward pass)")
         return RefineResult(albedo, coarse, samples, rendering, "trained", notes=notes,
                             seconds=time.perf_counter() - start, network=network)
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,12 +129,32 @@ def test_cli_process_exits_1_without_a_traceback(tmp_path):
     assert "error: " in result.stderr and "no such file" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_demo_reconstructs_grace_hopper(tmp_path, capsys):
+def test_demo_reconstructs_grace_hopper_with_the_trained_texture(tmp_path, capsys):
+    """make demo's command: the shipped TextureGCN on the 12,414-vertex mesh, real identity network, no "untrained" note."""
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", "2"]) == 0
-    assert "grace_hopper" in capsys.readouterr().out
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "grace_hopper" in printed and "untrained" not in printed.lower()
     for name in OUTPUTS:
         assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refine"]["mode"] == "trained" and summary["mesh"]["vertices"] == 12414
+    scores = summary["scores"]
+    assert scores["identity_network"] in ("dlib_resnet_v1", "facenet_vggface2")
+    for method in ("3dmm", "gcn", "photo de-lit"):
+        assert 10 < scores[method]["psnr"] < 60 and 0 <= scores[method]["identity"] < 2
+
+
+def test_cli_score_photos_tabulates_every_method(face_png, tmp_path, capsys):
+    report = tmp_path / "scores.json"
+    assert main(["score-photos", str(face_png), str(tmp_path / "absent.jpg"), "--out", str(tmp_path / "out"),
+                 "--size", "96", "--json", str(report)]) == 1  # one photo could not be read: exit 1, the other scored
+    captured = capsys.readouterr()
+    assert "absent.jpg: skipped" in captured.err and "gcn PSNR" in captured.out
+    rows = json.loads(report.read_text())
+    assert list(rows["photos"]) == [str(face_png)] and rows["failed"] == [str(tmp_path / "absent.jpg")]
+    scores = rows["photos"][str(face_png)]
+    assert {"3dmm", "gcn", "photo de-lit"} <= set(scores) and Path(scores["overlay"]).is_file()
 
 
 def test_refine_lowers_the_albedo_error_of_a_synthetic_face():

@@ -56,6 +56,9 @@ from facelib.mesh.hierarchy import MeshHierarchy
 REFINER_INPUTS = 7
 """Refiner input channels: coarse albedo (3) + image colour at the projected vertex (3) + visibility (1)."""
 
+DELIT_INPUTS = 3
+"""Extra Refiner input channels of a ``delit`` network: the photo de-lit by the fitted light (3)."""
+
 OFFICIAL_EMBEDDING_DIM = 2048 + 1792
 PAPER_EMBEDDING_DIM = 512
 
@@ -85,6 +88,19 @@ class TextureGCNConfig:
             ended at twice the 3DMM's albedo error); facelib's short runs use the residual form.
         use_refiner: build the Refiner (False: an ablation; CombineNet reads zeros in its place).
         use_decoder: build the Decoder (False: an ablation; the embedding is then ignored).
+        delit: the Refiner also reads D = T_p / E, the photo's colour divided by the fitted irradiance
+            E at each vertex (:func:`facelib.render.lighting.unshade`), and the output starts at the
+            photo where the photo can be read:
+
+                B = T + c (D - T),        T' = clamp(B + tanh(z), 0, 1),
+
+            with c the per-vertex confidence passed as ``visibility`` (0 where hidden, unlit or not
+            skin) and the CombineNet zero-initialised, so an untrained network returns B, the de-lit
+            yardstick, and training learns what the photo gets wrong (shading residue, sampling
+            blur, occluders that M_face let through) and what it hides. facelib's choice for the
+            dataset-trained network (``"fidelity"``): a network that must first learn to pass every
+            vertex's colour through its layers spends its capacity on copying; this one starts
+            where copying ends.
     """
 
     name: str
@@ -100,6 +116,12 @@ class TextureGCNConfig:
     residual: bool = False
     use_refiner: bool = True
     use_decoder: bool = True
+    delit: bool = False
+
+    @property
+    def refiner_inputs(self) -> int:
+        """Input channels per vertex of the Refiner (7, or 10 with ``delit``)."""
+        return REFINER_INPUTS + (DELIT_INPUTS if self.delit else 0)
 
     @classmethod
     def official(cls, wide: bool = False) -> "TextureGCNConfig":
@@ -123,9 +145,16 @@ class TextureGCNConfig:
                    refiner_skips=True, decoder_channels=(8, 8, 8, 8), combine_bias=True)
 
     @classmethod
+    def fidelity(cls, embedding_dim: int = PAPER_EMBEDDING_DIM) -> "TextureGCNConfig":
+        """The paper's layout reading the de-lit photo, starting from it (``delit``, ``residual``):
+        the dataset-trained network that ships with the course (:mod:`facelib.train.texture`)."""
+        return replace(cls.paper(embedding_dim), name="fidelity", delit=True, residual=True)
+
+    @classmethod
     def preset(cls, name: str) -> "TextureGCNConfig":
-        """``"paper"``, ``"official"``, ``"official-wide"`` or ``"small"``."""
-        presets = {"paper": cls.paper, "official": cls.official, "official-wide": lambda: cls.official(wide=True), "small": cls.small}
+        """``"paper"``, ``"official"``, ``"official-wide"``, ``"small"`` or ``"fidelity"``."""
+        presets = {"paper": cls.paper, "official": cls.official, "official-wide": lambda: cls.official(wide=True), "small": cls.small,
+                   "fidelity": cls.fidelity}
         if name not in presets:
             raise ValueError(f"unknown TextureGCN configuration {name!r}; choose one of {sorted(presets)}")
         return presets[name]()
@@ -162,6 +191,8 @@ class TextureGCNConfig:
             raise ValueError(f"{self.name}: channel widths must be positive, got {widths}")
         if not (self.use_refiner or self.use_decoder):
             raise ValueError(f"{self.name}: leaving out both the Refiner and the Decoder leaves nothing to refine with")
+        if self.delit and not self.residual:
+            raise ValueError(f"{self.name}: delit=True starts the output at the de-lit photo, which needs residual=True")
 
 
 class Refiner(nn.Module):
@@ -298,7 +329,7 @@ class TextureGCN(nn.Module):
         self.config.check(hierarchy.num_levels)
         self.operators = HierarchyOperators(hierarchy)
         # An ablated branch is not built at all (None), so it has no parameters to train or to save.
-        self.refiner = Refiner(self.operators, self.config) if self.config.use_refiner else None
+        self.refiner = Refiner(self.operators, self.config, self.config.refiner_inputs) if self.config.use_refiner else None
         self.decoder = Decoder(self.operators, self.config) if self.config.use_decoder else None
         self.combine = CombineNet(self.operators, self.config)
         if self.config.residual:
@@ -311,7 +342,7 @@ class TextureGCN(nn.Module):
         return self.operators.num_vertices[0]
 
     def forward(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
-                embedding: torch.Tensor) -> torch.Tensor:
+                embedding: torch.Tensor, delit: torch.Tensor | None = None) -> torch.Tensor:
         """Refines per-vertex albedo.
 
         Args:
@@ -321,17 +352,28 @@ class TextureGCN(nn.Module):
             visibility: (B, V, 1) or (B, V), 1 where the vertex is visible, else 0 (fractions are fine);
                 the image colours of hidden vertices are zeroed (mid-grey in [-1, 1]), as the official code.
             embedding: (B, E) face embedding (E = ``config.embedding_dim``).
+            delit: (B, V, 3) the photo de-lit by the fitted light, in [0, 1] where ``visibility`` > 0;
+                needed by a ``config.delit`` network (``visibility`` is then the confidence c), and
+                refused by any other.
 
         Returns:
             (B, V, 3) refined albedo T' in [0, 1].
         """
-        decoded, refined = self._branches(coarse_albedo, image_colors, visibility, embedding)
+        decoded, refined = self._branches(coarse_albedo, image_colors, visibility, embedding, delit)
         if self.config.residual:
-            return (coarse_albedo.clamp(0.0, 1.0) + self.combine(decoded, refined)).clamp(0.0, 1.0)
+            return (self.start(coarse_albedo, visibility, delit) + self.combine(decoded, refined)).clamp(0.0, 1.0)
         return (self.combine(decoded, refined) + 1.0) * 0.5
 
+    def start(self, coarse_albedo: torch.Tensor, visibility: torch.Tensor, delit: torch.Tensor | None = None) -> torch.Tensor:
+        """Where a residual network's output starts: T, or with ``config.delit`` B = T + c (D - T). (B, V, 3)."""
+        coarse = coarse_albedo.clamp(0.0, 1.0)
+        if not self.config.delit:
+            return coarse
+        c = visibility.unsqueeze(-1) if visibility.ndim == 2 else visibility
+        return coarse + c.clamp(0.0, 1.0) * (delit.clamp(0.0, 1.0) - coarse)
+
     def preactivation(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
-                      embedding: torch.Tensor) -> torch.Tensor:
+                      embedding: torch.Tensor, delit: torch.Tensor | None = None) -> torch.Tensor:
         """The CombineNet's output z before its tanh.
 
         Per-image refinement (:func:`facelib.refine.refine`) learns its change of albedo here: a fresh
@@ -339,16 +381,16 @@ class TextureGCN(nn.Module):
         follow the others, which tints the face (measured: green and magenta patches around the eyes).
 
         Args:
-            coarse_albedo, image_colors, visibility, embedding: as for :meth:`forward`.
+            coarse_albedo, image_colors, visibility, embedding, delit: as for :meth:`forward`.
 
         Returns:
             (B, V, 3) z, unbounded: :meth:`forward` returns (tanh(z) + 1) / 2, or with
             ``config.residual`` clamp(T + tanh(z), 0, 1).
         """
-        return self.combine.preactivation(*self._branches(coarse_albedo, image_colors, visibility, embedding))
+        return self.combine.preactivation(*self._branches(coarse_albedo, image_colors, visibility, embedding, delit))
 
     def _branches(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
-                  embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                  embedding: torch.Tensor, delit: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Checks the inputs, runs the Decoder and the Refiner: (decoded, refined), each (B, V, 3)."""
         v = self.num_vertices
         if visibility.ndim == 2:
@@ -358,6 +400,12 @@ class TextureGCN(nn.Module):
                 raise ValueError(f"{label} must be (B, {v}, {channels}), got {tuple(tensor.shape)}")
             if not tensor.is_floating_point():
                 raise TypeError(f"{label} must be a floating-point tensor, got {tensor.dtype}")
+        if self.config.delit and (delit is None or delit.shape != coarse_albedo.shape):
+            raise ValueError(f"a {self.config.name} network reads the de-lit photo: pass delit of shape {tuple(coarse_albedo.shape)} "
+                             f"(facelib.render.lighting.unshade of the image colours), got "
+                             f"{None if delit is None else tuple(delit.shape)}")
+        if not self.config.delit and delit is not None:
+            raise ValueError(f"a {self.config.name} network does not read a de-lit photo; leave delit out")
         batch = coarse_albedo.shape[0]
         if image_colors.shape[0] != batch or visibility.shape[0] != batch or embedding.shape[0] != batch:
             raise ValueError(f"batch sizes differ: albedo {batch}, image colours {image_colors.shape[0]}, "
@@ -366,7 +414,10 @@ class TextureGCN(nn.Module):
         colors = (image_colors * 2.0 - 1.0) * visibility
         refined = decoded = None
         if self.refiner is not None:
-            refined = self.refiner(torch.cat([albedo, colors, visibility], dim=-1))
+            features = [albedo, colors, visibility]
+            if self.config.delit:
+                features.append((delit.clamp(0.0, 1.0) * 2.0 - 1.0) * visibility)
+            refined = self.refiner(torch.cat(features, dim=-1))
         if self.decoder is not None:
             decoded = self.decoder(embedding)
         # An ablated branch contributes zeros (see the module docstring).

@@ -1,0 +1,347 @@
+"""Training the dataset-trained TextureGCN that ``reconstruct`` runs forward on a photo (``train-texture``).
+
+The paper's texture comes from GCNs trained over a data set and run forward on the photo. This is
+facelib's recipe for one that is useful on a CPU (the "fidelity" network,
+:meth:`~facelib.gcn.TextureGCNConfig.fidelity`):
+
+* **Data**: a pool of synthetic faces of their own split (never the benchmark's), each regressed and
+  fitted with M_face exactly as ``reconstruct`` does (:mod:`facelib.train.fitted_pool`), so the
+  network trains on the fitted shape, light and skin mask it will get, not on the truth. Each step
+  draws a batch and one crop size of 224, 176 or 128 px (the course runs 224 in full and 128 in
+  fast mode; the photo and M_face are resized, the fit is the same since the camera scales with
+  the image).
+* **Inputs**: T, T_p with its confidence c (:func:`~facelib.refine.reliable_samples`: silhouette,
+  grazing, eyelid and non-skin samples get 0) and D = T_p / E, the photo de-lit by the fitted light.
+  The output starts at B = T + c (D - T), the de-lit photo where it can be read, and the network
+  learns the change (see :class:`~facelib.gcn.TextureGCNConfig`, ``delit``).
+* **Losses**, Lin et al.'s, with their schedule (s1 ramps 0 -> 1 over the first half, s4 = max(1 - s1, floor)):
+
+      L = s1 (L_pix(I, R') + s2 L_id(I, R')) + s4 (w_T L_vert(T, T') + L_vert(T_p, T~'))  +  w_a L_albedo
+
+  L_pix inside M_proj x M_face, L_id with the identity network :class:`~facelib.nets.IdentityEncoder`
+  picks (s2 = 0.2, every ``identity_every``-th step: it costs a forward and backward of the
+  network), L_vert(T_p, T~') at the confident vertices (0.3 x the shaded 3DMM at the others), and
+  one term the paper cannot have on real photos: **L_albedo**, where the true albedo is known (the
+  synthetic faces), the scale-invariant L1 distance to it over the skin (each face's per-channel
+  gain fitted first, since albedo and light are known only up to one). The pixel loss alone cannot
+  tell the fitted light's errors from albedo: it paints shading residue into the skin. The truth
+  can, and a learned network can carry what it learned to photos that have none.
+* No adversarial term: the critic adds five critic steps per step, and the trainer of lesson 05
+  measured no gain from it at CPU scale.
+
+Checkpoints are written atomically every ``checkpoint_every`` steps and at the end; ``resume=True``
+goes on from the last one (model, optimiser, step, random state). The final weights are written
+with :func:`~facelib.refine.save_texture_gcn` in fp16 with the recipe, the data and the time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from facelib.train.checkpoint import atomic_save
+from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
+
+TRAIN_CHECKPOINT_FORMAT = "facelib.texture_train/1"
+
+
+@dataclass
+class TextureTrainConfig:
+    """The recipe of :func:`train_texture` (the defaults made the shipped ``data/weights/texture_gcn.pt``).
+
+    Attributes:
+        pool: the fitted pool to train on (:class:`~facelib.train.fitted_pool.PoolSpec`).
+        steps: optimisation steps (the schedule is laid out over them).
+        minutes: stop earlier when this much wall time has passed (0: no limit); the schedule is
+            not squeezed, so set ``steps`` to what the time allows.
+        batch: faces per step.
+        sizes: crop sizes drawn per step (the pool's size first).
+        lr: Adam's peak learning rate (linear warm-up over ``warmup`` steps, cosine decay to 10 %).
+        gcn: the TextureGCN preset.
+        s2: weight of L_id inside the s1 group (Lin et al.: 0.2).
+        identity_every: compute L_id every this many steps (0: never).
+        floor: the lowest s4.
+        coarse_weight: w_T, the weight of L_vert(T, T') inside the s4 group.
+        albedo_weight: w_a, the weight of the supervised scale-invariant albedo term (0: off).
+        hidden_weight: the hidden-vertex share of L_vert(T_p, T~') (the official code's 0.3).
+        seed: model initialisation and batch order.
+        checkpoint_every: steps between checkpoints (each also scores the held-out faces).
+        holdout: the pool's last faces, left out of training and scored at every checkpoint
+            (:func:`holdout_scores`: detail-band scale-invariant error and re-rendering PSNR of the
+            3DMM, the de-lit photo and the network).
+    """
+
+    pool: PoolSpec = field(default_factory=PoolSpec)
+    steps: int = 1500
+    minutes: float = 0.0
+    batch: int = 8
+    sizes: tuple[int, ...] = (224, 176, 128)
+    lr: float = 5e-4
+    warmup: int = 50
+    gcn: str = "fidelity"
+    s2: float = 0.2
+    identity_every: int = 4
+    floor: float = 0.2
+    coarse_weight: float = 0.2
+    albedo_weight: float = 1.0
+    hidden_weight: float = 0.3
+    seed: int = 0
+    checkpoint_every: int = 100
+    holdout: int = 16
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"need steps >= 1 and batch >= 1, got {self.steps} and {self.batch}")
+        if not self.sizes or min(self.sizes) < 64:
+            raise ValueError(f"sizes must be crop sizes of at least 64 px, got {self.sizes}")
+
+
+def scale_invariant_l1(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean |g T' - T*| over weighted vertices, g the per-face, per-channel least-squares gain (held fixed).
+
+    Args:
+        albedo: (B, V, 3) T'. truth: (B, V, 3) T*. weights: (V,) or (B, V) vertex weights.
+    """
+    w = weights.to(albedo).expand(albedo.shape[:2]).unsqueeze(-1)
+    with torch.no_grad():
+        gain = (w * albedo * truth).sum(1, keepdim=True) / (w * albedo * albedo).sum(1, keepdim=True).clamp(min=1e-8)
+    return ((gain * albedo - truth).abs() * w).sum() / (3 * w.sum()).clamp(min=1.0)
+
+
+class _Renderers:
+    """One renderer per crop size, of the level-``level`` model (made once)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.cache = model, {}
+
+    def __call__(self, size: int):
+        from facelib.render import FaceRenderer
+
+        if size not in self.cache:
+            self.cache[size] = FaceRenderer.for_model(self.model, size)
+        return self.cache[size]
+
+
+class _InputCache:
+    """What the texture stage reads of each pool face at each crop size (:func:`~facelib.refine.texture_inputs`),
+    computed the first time a batch asks for it: the fit does not change, so neither do they."""
+
+    KEYS = ("shape", "coarse", "colors", "delit", "confidence", "normals", "shaded_3dmm")
+
+    def __init__(self, model, renderers: _Renderers, pool: dict) -> None:
+        self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
+
+    def __call__(self, idx: torch.Tensor, size: int, photo: torch.Tensor, m_face: torch.Tensor) -> dict[str, torch.Tensor]:
+        from facelib.refine import texture_inputs
+
+        missing = [j for j, i in enumerate(idx.tolist()) if (i, size) not in self.items]
+        if missing:
+            rows = torch.tensor(missing)
+            params = {k: v[idx[rows]] for k, v in self.pool["params"].items()}
+            x = texture_inputs(self.model, self.renderers(size), photo[rows], params, m_face[rows])
+            values = (x.shape, x.coarse, x.samples.colors, x.delit, x.confidence, x.fitted.normals, x.fitted.colors)
+            for row, j in enumerate(missing):
+                self.items[(int(idx[j]), size)] = tuple(v[row].clone() for v in values)
+        stacked = zip(*(self.items[(i, size)] for i in idx.tolist()))
+        return {k: torch.stack(v) for k, v in zip(self.KEYS, stacked)}
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B, size, size, C), antialiased (a smaller photo, as a smaller crop would be)."""
+    if images.shape[1] == size:
+        return images
+    x = F.interpolate(images.permute(0, 3, 1, 2), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.permute(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def holdout_scores(network, model, renderers: _Renderers, inputs: "_InputCache", pool: dict, indices: torch.Tensor,
+                   embeddings: torch.Tensor, size: int) -> dict[str, dict[str, float]]:
+    """Detail-band scale-invariant albedo error and PSNR inside M_proj x M_face, for the 3DMM, the de-lit photo
+    and the network, on pool faces (at ``size`` px). Means over the faces."""
+    from facelib.evaluate import DETAIL_THRESHOLD, _scale_invariant_error, psnr
+
+    photo = _resize(pool["image"][indices].float() / 255, size)
+    m_face = _resize(pool["m_face"][indices].float()[..., None] / 255, size)[..., 0]
+    params = {k: v[indices] for k, v in pool["params"].items()}
+    x = inputs(indices, size, photo, m_face)
+    truth, base = pool["albedo"][indices].float(), pool["albedo_base"][indices].float()
+    skin = model.masks["skin"].float().expand(truth.shape[:2])
+    detail = skin * ((truth - base).abs().mean(-1) > DETAIL_THRESHOLD).float()
+    c = x["confidence"].unsqueeze(-1)
+    albedos = {"3dmm": x["coarse"], "delit": (x["coarse"] + c * (x["delit"] - x["coarse"])).clamp(0, 1),
+               "gcn": network(x["coarse"], x["colors"], x["confidence"], embeddings[indices], x["delit"])}
+    out = {}
+    for name, albedo in albedos.items():
+        r = renderers(size).render(x["shape"], albedo, params["angles"], params["translation"], params["gamma"])
+        out[name] = {"detail_si": float(_scale_invariant_error(albedo, truth, skin, detail).nanmean()),
+                     "face_si": float(_scale_invariant_error(albedo, truth, skin, skin).nanmean()),
+                     "psnr": float(psnr(r.image.clamp(0, 1), photo, r.mask * m_face).nanmean())}
+    return out
+
+
+def train_texture(out: str | Path, config: TextureTrainConfig | None = None, resume: bool = False,
+                  weights_out: str | Path | None = None, verbose: bool = True) -> Path:
+    """Trains the "fidelity" TextureGCN on the fitted pool (built first when missing).
+
+    Args:
+        out: the run folder (``checkpoint.pt``, ``log.csv``, ``texture_gcn.pt``).
+        config: the recipe.
+        resume: go on from ``out/checkpoint.pt``.
+        weights_out: where to write the final fp16 weights (default ``out/texture_gcn.pt``).
+        verbose: print progress.
+
+    Returns:
+        The path of the final weights.
+
+    Raises:
+        FloatingPointError: a loss became NaN or infinite (the last checkpoint is kept).
+    """
+    from facelib.gcn.texture import TextureGCN, TextureGCNConfig, parameter_count
+    from facelib.losses import identity_loss, photometric_loss, projected_color_loss, vertex_loss
+    from facelib.morphable import load_open_model
+    from facelib.nets import IdentityEncoder
+    from facelib.refine import save_texture_gcn, texture_hierarchy
+    from facelib.render.lighting import shade
+
+    config = config or TextureTrainConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = print if verbose else (lambda *a, **k: None)
+    spec = config.pool
+    build_pool(spec, verbose=verbose)
+    pool = load_pool(spec)
+    n = pool["image"].shape[0] - config.holdout
+    if n < 1:
+        raise ValueError(f"the pool has {n + config.holdout} faces, which the holdout of {config.holdout} leaves none of to train on")
+    held_out = torch.arange(n, n + config.holdout)
+    base = load_open_model(level=0, verbose=False)
+    hierarchy = texture_hierarchy(base, spec.level)
+    model = base.subdivided(spec.level)
+    renderers = _Renderers(model)
+    inputs = _InputCache(model, renderers, pool)
+    skin = model.masks["skin"].float()
+
+    encoder = IdentityEncoder(download=False, allow_untrained=True)
+    pretrained = bool(getattr(encoder, "pretrained", False))
+    identity_name = str(getattr(encoder, "name", "unknown"))
+    say(f"train-texture: identity network: {getattr(encoder, 'source', type(encoder).__name__)}")
+    with torch.no_grad():  # the photo's embedding does not change: once per pool face
+        embeddings = torch.cat([encoder(pool["image"][i:i + 16].float() / 255) for i in range(0, len(pool["image"]), 16)])
+    use_identity = pretrained and config.identity_every > 0 and config.s2 > 0
+    gcn_config = TextureGCNConfig.preset(config.gcn).with_embedding_dim(embeddings.shape[1])
+    if not pretrained:
+        # A random feature map decoded into colour is noise the network has to learn to ignore.
+        gcn_config = gcn_config.ablated(decoder=False)
+        say("train-texture: the identity network is untrained here, so the Decoder (which reads its embedding) is left out")
+    torch.manual_seed(config.seed)
+    network = TextureGCN(hierarchy, gcn_config)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+
+    def lr_factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / max(config.warmup, 1))
+        return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0))))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    generator = torch.Generator().manual_seed(config.seed)
+    start_step, seconds_before = 0, 0.0
+    checkpoint = out / "checkpoint.pt"
+    if resume:
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if state.get("format") != TRAIN_CHECKPOINT_FORMAT or state.get("identity_network") != identity_name:
+            raise ValueError(f"{checkpoint} is not a train-texture checkpoint of this set-up (format {state.get('format')}, "
+                             f"identity network {state.get('identity_network')} vs {identity_name} here)")
+        network.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start_step, seconds_before = int(state["step"]), float(state["seconds"])
+        say(f"train-texture: resumed at step {start_step} from {checkpoint}")
+    say(f"train-texture: {n} fitted faces ({POOL_SPLIT} split, seed {spec.seed}, {spec.size} px), mesh level {spec.level} "
+        f"({model.num_vertices:,} vertices); {gcn_config.name} network, {parameter_count(network):,} parameters; "
+        f"{config.steps} steps of {config.batch}; L_id {'on' if use_identity else 'off'}")
+
+    def save_checkpoint(step: int, seconds: float) -> None:
+        atomic_save({"format": TRAIN_CHECKPOINT_FORMAT, "model": network.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "step": step, "seconds": seconds,
+                     "identity_network": identity_name, "config": repr(config)}, checkpoint)
+
+    log = out / "log.csv"
+    if not resume or not log.is_file():
+        log.write_text("step,seconds,size,s1,s4,pixel,identity,vertex,projected,albedo,total\n")
+    begin = time.perf_counter()
+    step = start_step
+    network.train()
+    while step < config.steps:
+        elapsed = seconds_before + time.perf_counter() - begin
+        if config.minutes and elapsed > 60 * config.minutes:
+            say(f"train-texture: the {config.minutes}-minute budget ended at step {step} of {config.steps}")
+            break
+        idx = torch.randint(0, n, (config.batch,), generator=generator)
+        size = config.sizes[int(torch.randint(0, len(config.sizes), (1,), generator=generator))]
+        photo = _resize(pool["image"][idx].float() / 255, size)
+        m_face = _resize(pool["m_face"][idx].float()[..., None] / 255, size)[..., 0]
+        params = {k: v[idx] for k, v in pool["params"].items()}
+        renderer = renderers(size)
+        x = inputs(idx, size, photo, m_face)
+        albedo = network(x["coarse"], x["colors"], x["confidence"], embeddings[idx], x["delit"])
+        rendering = renderer.render(x["shape"], albedo, params["angles"], params["translation"], params["gamma"])
+        progress = step / config.steps
+        s1 = min(1.0, progress / 0.5)
+        s4 = max(1.0 - s1, config.floor)
+        terms = {
+            "pixel": photometric_loss(rendering.image, photo, rendering.mask * m_face),
+            "vertex": vertex_loss(x["coarse"], albedo),
+            "projected": projected_color_loss(x["colors"], shade(albedo, x["normals"], params["gamma"]),
+                                              x["confidence"], x["shaded_3dmm"], config.hidden_weight),
+            "albedo": scale_invariant_l1(albedo, pool["albedo"][idx].float(), skin),
+        }
+        total = s1 * terms["pixel"] + s4 * (config.coarse_weight * terms["vertex"] + terms["projected"]) \
+            + config.albedo_weight * terms["albedo"]
+        if use_identity and s1 > 0 and step % config.identity_every == 0:
+            mask = rendering.mask.unsqueeze(-1)
+            composite = rendering.image.clamp(0, 1) * mask + photo * (1 - mask)
+            terms["identity"] = identity_loss(embeddings[idx], encoder(composite))
+            total = total + s1 * config.s2 * terms["identity"]
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"train-texture: the loss is {total.item()} at step {step}; the last checkpoint "
+                                     f"({checkpoint}) is intact: resume with a lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        elapsed = seconds_before + time.perf_counter() - begin
+        with log.open("a") as handle:
+            handle.write(f"{step},{elapsed:.1f},{size},{s1:.3f},{s4:.3f},{terms['pixel'].item():.5f},"
+                         f"{terms['identity'].item() if 'identity' in terms else float('nan'):.5f},{terms['vertex'].item():.5f},"
+                         f"{terms['projected'].item():.5f},{terms['albedo'].item():.5f},{total.item():.5f}\n")
+        if verbose and (step % 25 == 0 or step == 1):
+            say(f"  step {step:>5}/{config.steps}  {elapsed / 60:5.1f} min  {step * config.batch / max(elapsed, 1e-9):4.1f} img/s  "
+                f"pixel {terms['pixel'].item():.4f}  albedo {terms['albedo'].item():.4f}  total {total.item():.4f}", flush=True)
+        if step % config.checkpoint_every == 0:
+            save_checkpoint(step, elapsed)
+            if config.holdout and verbose:
+                network.eval()
+                scores = holdout_scores(network, model, renderers, inputs, pool, held_out, embeddings, spec.size)
+                network.train()
+                say("  held out: " + "  ".join(f"{k} detail SI {v['detail_si']:.4f} face SI {v['face_si']:.4f} PSNR {v['psnr']:.2f}"
+                                               for k, v in scores.items()), flush=True)
+    elapsed = seconds_before + time.perf_counter() - begin
+    save_checkpoint(step, elapsed)
+    network.eval()
+    weights_out = Path(weights_out) if weights_out is not None else out / "texture_gcn.pt"
+    save_texture_gcn(weights_out, network, half=True, recipe=repr(dataclasses.replace(config)), steps=step,
+                     minutes=round(elapsed / 60, 1), images=step * config.batch, pool=str(spec), split=POOL_SPLIT,
+                     level=spec.level, identity_network=identity_name)
+    say(f"train-texture: {step} steps in {elapsed / 60:.1f} min; weights -> {weights_out}")
+    return weights_out

@@ -1,0 +1,138 @@
+"""The dataset-trained "fidelity" TextureGCN: its de-lit start, its recipe end to end on a tiny pool, the shipped weights."""
+
+import math
+
+import pytest
+import torch
+
+from facelib.gcn import TextureGCN, TextureGCNConfig
+from facelib.refine import (TextureWeightsError, bundled_texture_weights, load_texture_gcn, refine, save_texture_gcn,
+                            texture_hierarchy, texture_inputs)
+from facelib.render import FaceRenderer
+from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
+from facelib.train.texture import TextureTrainConfig, scale_invariant_l1, train_texture
+
+
+class StubEncoder(torch.nn.Module):
+    """A cheap identity network with the interface refine and the trainer read."""
+
+    pretrained, source, name, embedding_dim = True, "a test stub", "stub_net", 512
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pooled = torch.nn.functional.adaptive_avg_pool2d(images.permute(0, 3, 1, 2), 8).flatten(1)
+        return torch.nn.functional.normalize(torch.cat([pooled, pooled, pooled[:, :128]], 1), dim=-1)
+
+
+@pytest.fixture(scope="module")
+def scene(open_model):
+    """The mean face at 64 px under a frontal light, and what the texture stage reads of it."""
+    from facelib.fit import initial_params
+
+    params = initial_params(open_model, 2)
+    renderer = FaceRenderer.for_model(open_model, 64)
+    with torch.no_grad():
+        out = renderer.render(open_model.shape(params["id"], params["exp"]), open_model.albedo(params["tex"]).clamp(0, 1))
+    photo = out.image.clamp(0, 1) * out.mask[..., None] + 0.4 * (1 - out.mask[..., None])
+    photo[1] = photo[1] * 0.8  # a darker second face: the de-lit start must follow it
+    return params, renderer, photo, texture_inputs(open_model, renderer, photo, params)
+
+
+def test_an_untrained_fidelity_network_returns_the_delit_photo(open_model, scene):
+    params, renderer, photo, x = scene
+    network = TextureGCN(texture_hierarchy(open_model, 0), TextureGCNConfig.fidelity())
+    with torch.no_grad():
+        albedo = network(x.coarse, x.samples.colors, x.confidence, torch.randn(2, 512), x.delit)
+    torch.testing.assert_close(albedo, x.yardstick())
+    # It moved where the photo is read and stayed at T where it is not.
+    assert (x.confidence > 0).float().mean() > 0.2
+    hidden = x.confidence == 0
+    torch.testing.assert_close(albedo[hidden], x.coarse[hidden])
+    with pytest.raises(ValueError, match="reads the de-lit photo"):
+        network(x.coarse, x.samples.colors, x.confidence, torch.randn(2, 512))
+    paper = TextureGCN(texture_hierarchy(open_model, 0), "small")
+    with pytest.raises(ValueError, match="does not read a de-lit photo"):
+        paper(x.coarse, x.samples.colors, x.confidence, torch.randn(2, 512), x.delit)
+    with pytest.raises(ValueError, match="needs residual=True"):
+        TextureGCNConfig("bad", 512, delit=True).check(5)
+
+
+def test_gradients_reach_every_branch_of_the_fidelity_network(open_model, scene):
+    _, _, _, x = scene
+    network = TextureGCN(texture_hierarchy(open_model, 0), TextureGCNConfig.fidelity())
+    albedo = network(x.coarse, x.samples.colors, x.confidence, torch.randn(2, 512), x.delit)
+    (albedo - 0.3).abs().mean().backward()
+    for part in ("refiner", "decoder", "combine"):
+        grads = [p.grad for p in getattr(network, part).parameters()]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), part
+
+
+def test_scale_invariant_l1_ignores_a_gain_per_channel():
+    truth = torch.rand(2, 50, 3) * 0.8 + 0.1
+    weights = torch.ones(50)
+    assert float(scale_invariant_l1(truth * torch.tensor([0.5, 1.2, 0.9]), truth, weights)) < 1e-6
+    assert float(scale_invariant_l1(torch.rand(2, 50, 3), truth, weights)) > 0.05
+
+
+def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
+    params, renderer, photo, x = scene
+    hierarchy = texture_hierarchy(open_model, 0)
+    torch.manual_seed(0)
+    network = TextureGCN(hierarchy, TextureGCNConfig.fidelity())
+    for p in network.combine.parameters():  # a trained network's change is not zero
+        torch.nn.init.normal_(p, 0, 0.05)
+    path = save_texture_gcn(tmp_path / "w.pt", network, half=True, identity_network="stub_net", split=POOL_SPLIT)
+    loaded = load_texture_gcn(path, hierarchy)
+    assert loaded.config.delit and loaded.meta["identity_network"] == "stub_net"
+    assert all(v.dtype == torch.float16 for v in torch.load(path, weights_only=True)["state_dict"].values())
+    result = refine(open_model, photo, params, StubEncoder(), renderer, None, hierarchy, weights=path)
+    with torch.no_grad():
+        expected = network(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
+    assert result.mode == "trained" and "fidelity" in result.notes[-1]
+    torch.testing.assert_close(result.albedo, expected, atol=2e-3, rtol=0)  # fp16 weights
+    other = StubEncoder()
+    other.name = "another_net"
+    with pytest.raises(TextureWeightsError, match="trained with the identity network 'stub_net'"):
+        refine(open_model, photo, params, other, renderer, None, hierarchy, weights=path)
+
+
+def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatch):
+    """A tiny pool (2 faces at 64 px, a few fit steps) through build, train, checkpoint, resume and the weights file."""
+    import facelib.nets
+
+    monkeypatch.setattr(facelib.nets, "IdentityEncoder", lambda **kwargs: StubEncoder())
+    spec = PoolSpec(n=2, size=64, level=0, fit_steps=4, refit_steps=2, chunk=2, root=tmp_path / "pools")
+    build_pool(spec, verbose=False)
+    pool = load_pool(spec)
+    assert pool["image"].shape == (2, 64, 64, 3) and pool["image"].dtype == torch.uint8
+    assert set(pool["params"]) == {"id", "exp", "tex", "angles", "translation", "gamma"}
+    config = TextureTrainConfig(pool=spec, steps=2, batch=2, sizes=(64,), checkpoint_every=1, identity_every=1)
+    run = tmp_path / "run"
+    train_texture(run, config, verbose=False)
+    log = (run / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and all(math.isfinite(float(v)) for v in log[-1].split(",") if v != "nan")
+    # Resume goes on from the checkpoint: two more steps, one log.
+    config.steps = 4
+    weights = train_texture(run, config, resume=True, verbose=False)
+    assert len((run / "log.csv").read_text().splitlines()) == 5
+    network = load_texture_gcn(weights, texture_hierarchy(open_model, 0))
+    assert network.meta["steps"] == 4 and network.meta["split"] == POOL_SPLIT and network.meta["identity_network"] == "stub_net"
+
+
+def test_the_pool_never_draws_benchmark_faces():
+    """The training split is its own: item i of it is not item i of the benchmark, whatever the seeds."""
+    from facelib.data import SyntheticFaces, benchmark
+
+    assert POOL_SPLIT != "benchmark"
+    ours = SyntheticFaces(n=2, size=32, seed=2020, level=0, device="cpu", split=POOL_SPLIT)[[0, 1]]
+    theirs = benchmark(n=2, size=32, level=0, device="cpu")[[0, 1]]
+    assert not torch.allclose(ours["coeffs"], theirs["coeffs"])
+
+
+def test_the_shipped_weights_were_trained_on_the_pool_split():
+    path = bundled_texture_weights()
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: the course ships trained TextureGCN weights (python -m facelib train-texture)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["meta"]["split"] == POOL_SPLIT != "benchmark"
+    assert payload["config"]["delit"] and path.stat().st_size < 15 * 2**20
+    assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
