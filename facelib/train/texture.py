@@ -57,9 +57,10 @@ class TextureTrainConfig:
 
     Attributes:
         pool: the fitted pool to train on (:class:`~facelib.train.fitted_pool.PoolSpec`).
-        steps: optimisation steps (the schedule is laid out over them).
-        minutes: stop earlier when this much wall time has passed (0: no limit); the schedule is
-            not squeezed, so set ``steps`` to what the time allows.
+        steps: optimisation steps at most.
+        minutes: wall-time budget (0: none). The schedule (s1, s4, the learning rate's decay) follows
+            progress = max(step / steps, minutes passed / minutes), so a run that the budget ends
+            early still ends its schedule, with the pixel term dominant and the learning rate low.
         batch: faces per step.
         sizes: crop sizes drawn per step (the pool's size first).
         lr: Adam's peak learning rate (linear warm-up over ``warmup`` steps, cosine decay to 10 %).
@@ -78,15 +79,15 @@ class TextureTrainConfig:
     """
 
     pool: PoolSpec = field(default_factory=PoolSpec)
-    steps: int = 1500
-    minutes: float = 0.0
+    steps: int = 3000
+    minutes: float = 45.0
     batch: int = 8
     sizes: tuple[int, ...] = (224, 176, 128)
     lr: float = 5e-4
     warmup: int = 50
     gcn: str = "fidelity"
     s2: float = 0.2
-    identity_every: int = 4
+    identity_every: int = 2
     floor: float = 0.2
     coarse_weight: float = 0.2
     albedo_weight: float = 1.0
@@ -244,11 +245,13 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     network = TextureGCN(hierarchy, gcn_config)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
 
-    def lr_factor(step: int) -> float:
-        warm = min(1.0, (step + 1) / max(config.warmup, 1))
-        return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step / config.steps, 1.0))))
+    def progress(step: int, seconds: float) -> float:
+        return max(step / config.steps, seconds / (60 * config.minutes) if config.minutes else 0.0)
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    def lr_factor(step: int, done: float) -> float:
+        warm = min(1.0, (step + 1) / max(config.warmup, 1))
+        return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0))))
+
     generator = torch.Generator().manual_seed(config.seed)
     start_step, seconds_before = 0, 0.0
     checkpoint = out / "checkpoint.pt"
@@ -261,7 +264,6 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
                              f"identity network {state.get('identity_network')} vs {identity_name} here)")
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start_step, seconds_before = int(state["step"]), float(state["seconds"])
         say(f"train-texture: resumed at step {start_step} from {checkpoint}")
@@ -271,7 +273,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
 
     def save_checkpoint(step: int, seconds: float) -> None:
         atomic_save({"format": TRAIN_CHECKPOINT_FORMAT, "model": network.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(), "step": step, "seconds": seconds,
+                     "generator": generator.get_state(), "step": step, "seconds": seconds,
                      "identity_network": identity_name, "config": repr(config)}, checkpoint)
 
     log = out / "log.csv"
@@ -280,11 +282,15 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     begin = time.perf_counter()
     step = start_step
     network.train()
-    while step < config.steps:
+    while True:
         elapsed = seconds_before + time.perf_counter() - begin
-        if config.minutes and elapsed > 60 * config.minutes:
-            say(f"train-texture: the {config.minutes}-minute budget ended at step {step} of {config.steps}")
+        done = progress(step, elapsed)
+        if done >= 1.0:
+            if step < config.steps:
+                say(f"train-texture: the {config.minutes}-minute budget ended at step {step} of {config.steps}")
             break
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * lr_factor(step, done)
         idx = torch.randint(0, n, (config.batch,), generator=generator)
         size = config.sizes[int(torch.randint(0, len(config.sizes), (1,), generator=generator))]
         photo = _resize(pool["image"][idx].float() / 255, size)
@@ -294,8 +300,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         x = inputs(idx, size, photo, m_face)
         albedo = network(x["coarse"], x["colors"], x["confidence"], embeddings[idx], x["delit"])
         rendering = renderer.render(x["shape"], albedo, params["angles"], params["translation"], params["gamma"])
-        progress = step / config.steps
-        s1 = min(1.0, progress / 0.5)
+        s1 = min(1.0, done / 0.5)
         s4 = max(1.0 - s1, config.floor)
         terms = {
             "pixel": photometric_loss(rendering.image, photo, rendering.mask * m_face),
@@ -318,7 +323,6 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         total.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
         optimizer.step()
-        scheduler.step()
         step += 1
         elapsed = seconds_before + time.perf_counter() - begin
         with log.open("a") as handle:
