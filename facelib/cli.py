@@ -52,8 +52,11 @@ def _reconstruct_config(args: argparse.Namespace):
     from facelib.refine import RefineConfig
 
     overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
-    if args.steps is not None:
-        overrides["refine"] = RefineConfig(steps=args.steps)
+    if args.steps is not None or args.finetune:
+        overrides["refine"] = RefineConfig(**({"steps": args.steps} if args.steps is not None else {}),
+                                           finetune_steps=args.finetune or 0)
+    if args.finetune and (args.per_image or args.steps is not None):
+        raise ValueError("--finetune fine-tunes the trained weights, --per-image/--steps optimise a fresh network: give one of them")
     if args.steps is not None and args.gcn_weights:
         raise ValueError("--steps sets the per-image optimisation, which --gcn-weights replaces: give one of them")
     if args.no_regressor and args.regressor_weights:
@@ -370,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="per-image texture optimisation steps (implies --per-image; fast 100, full 300; short runs change little)")
         p.add_argument("--gcn-weights", default=None,
                        help="dataset-trained TextureGCN weights (default: FACELIB_TEXTURE_WEIGHTS, then the bundled data/weights/texture_gcn.pt)")
+        p.add_argument("--finetune", type=int, default=None, metavar="STEPS",
+                       help="fine-tune the trained weights on the photo for STEPS steps (default: one forward pass)")
         p.add_argument("--per-image", action="store_true",
                        help="optimise a fresh TextureGCN on each photo instead of running the trained weights (slower, less detail)")
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")

@@ -10,8 +10,10 @@ albedo T' in [0, 1]:
 
 Two ways to get theta:
 
-* **Dataset-trained weights** (a checkpoint from a trainer, :func:`save_texture_gcn`): one forward
-  pass, no optimisation. This is the paper's use.
+* **Dataset-trained weights** (a checkpoint from a trainer, :func:`save_texture_gcn`; the course
+  ships one, :func:`bundled_texture_weights`, trained by :mod:`facelib.train.texture`): one forward
+  pass, no optimisation. This is the paper's use. ``RefineConfig.finetune_steps`` optimises them
+  further on the photo with the losses below, the rendering terms at full weight from the start.
 * **Per-image optimisation** (the default when there are no weights): a fresh network is
   optimised on this one photo with the paper's losses, with the fitted shape, pose and light fixed:
 
@@ -169,6 +171,9 @@ class RefineConfig:
         hidden_weight: weight of the hidden-vertex part of L_vert(T_p, T~') (the official code's 0.3).
         seed: the seed of the network's initialisation (refinement is reproducible).
         frames: how many snapshots of R' to keep, evenly spread over the steps.
+        finetune_steps: with trained weights, optimise them further on this photo for this many
+            steps (0, the default: one forward pass, as in the paper).
+        finetune_lr: Adam's learning rate of that fine-tuning, for every layer.
     """
 
     steps: int = field(default_factory=lambda: int(pick(100, 300)))
@@ -181,8 +186,12 @@ class RefineConfig:
     hidden_weight: float = 0.3
     seed: int = 0
     frames: int = 0
+    finetune_steps: int = 0
+    finetune_lr: float = 5e-5
 
     def __post_init__(self) -> None:
+        if self.finetune_steps < 0 or self.finetune_lr <= 0:
+            raise ValueError(f"need finetune_steps >= 0 and finetune_lr > 0, got {self.finetune_steps} and {self.finetune_lr}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.lr <= 0 or self.deep_lr < 0 or not 0 < self.warmup <= 1:
@@ -202,7 +211,8 @@ class RefineResult:
         coarse: (B, V, 3) the 3DMM albedo T it started from, clamped to [0, 1].
         samples: T_p and the visibility the network read.
         rendering: the fitted face rendered with T'.
-        mode: "per-image" (optimised on this photo) or "trained" (a checkpoint's weights).
+        mode: "per-image" (optimised on this photo), "trained" (a checkpoint's weights, one forward pass) or
+            "trained + fine-tuned" (those weights optimised further on this photo).
         history: per-step loss terms, weights and total (empty in "trained" mode).
         frames: (step, (B, H, W, 3) R' over the photo) snapshots, rendered from the albedo as it is
             optimised, before the final clamp to [0, 1] (as are the losses in ``history``).
@@ -483,6 +493,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
     def render(albedo: torch.Tensor) -> Rendering:
         return renderer.render(shape, albedo, p["angles"], p["translation"], p["gamma"])
 
+    use_identity = config.identity if config.identity != "auto" else bool(getattr(encoder, "pretrained", True))
     if weights is not None:
         network = load_texture_gcn(weights, hierarchy, config.gcn).to(photo.device)
         trained_with = network.meta.get("identity_network")
@@ -490,70 +501,51 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
         if network.decoder is not None and trained_with and running and trained_with != running:
             raise TextureWeightsError(f"{weights} was trained with the identity network {trained_with!r}, whose embedding its "
                                       f"Decoder reads, but {running!r} is in use here: use that identity network, or other weights")
-        with torch.no_grad():
-            if network.config.delit:
-                # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, with M_face.
-                x = texture_inputs(model, renderer, photo, p, compare)
-                samples = VertexSamples(x.samples.colors, x.confidence)
-                albedo = network(x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
-            else:
-                # The inputs the paper's network is trained on: T_p with the plain 0/1 visibility.
-                samples = renderer.sample_colors(photo, fitted)
-                albedo = network(coarse, samples.colors, samples.visibility, target_embedding)
-            rendering = render(albedo)
-        notes.append(f"TextureGCN: dataset-trained {network.config.name} weights from {weights} (one forward pass)")
-        return RefineResult(albedo, coarse, samples, rendering, "trained", notes=notes,
-                            seconds=time.perf_counter() - start, network=network)
+        if network.config.delit:
+            # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, with M_face.
+            x = texture_inputs(model, renderer, photo, p, compare)
+            samples = VertexSamples(x.samples.colors, x.confidence)
+            inputs: tuple[torch.Tensor, ...] = (x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
+        else:
+            # The inputs the paper's network is trained on: T_p with the plain 0/1 visibility.
+            samples = renderer.sample_colors(photo, fitted)
+            inputs = (coarse, samples.colors, samples.visibility, target_embedding)
+        source = f"dataset-trained {network.config.name} weights from {weights}"
+        if not config.finetune_steps:
+            with torch.no_grad():
+                albedo = network(*inputs)
+                rendering = render(albedo)
+            notes.append(f"TextureGCN: {source} (one forward pass)")
+            return RefineResult(albedo, coarse, samples, rendering, "trained", notes=notes,
+                                seconds=time.perf_counter() - start, network=network)
+        # Fine-tuning on this photo, from the trained weights: the network already gives a good
+        # albedo, so the rendering terms weigh in at once (s1 = 1 after five steps, s4 at its floor)
+        # and every layer learns at one small rate.
+        mode, steps = "trained + fine-tuned", config.finetune_steps
+        notes.append(f"TextureGCN: {source}, fine-tuned on this photo for {steps} steps")
+        network.train()
+        optimizer = torch.optim.Adam(network.parameters(), lr=config.finetune_lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        schedule = Schedule(mode="official", steps_per_epoch=1, floor=config.floor)
 
-    samples = reliable_samples(renderer, photo, fitted, mask)
-    use_identity = config.identity if config.identity != "auto" else bool(getattr(encoder, "pretrained", True))
-    notes.append("L_id: on" if use_identity else "L_id: off (FaceNet is untrained here, so its embedding carries no identity)")
+        def refined() -> torch.Tensor:
+            return network(*inputs)
+    else:
+        mode, steps = "per-image", config.steps
+        samples = reliable_samples(renderer, photo, fitted, mask)
+        network, optimizer, scheduler, schedule, refined = _per_image_network(hierarchy, config, coarse, samples, target_embedding)
+    notes.append("L_id: on" if use_identity else "L_id: off (the identity network is untrained here: its embedding carries no identity)")
     notes.append("L_adv: on (a dataset-trained critic, frozen)" if critic is not None else
                  "L_adv: off (a critic cannot learn what photos look like from one photo)")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        gcn_config = TextureGCNConfig.preset(config.gcn)
-        if gcn_config.embedding_dim != target_embedding.shape[1]:
-            # The official layout reads the regressor's features too; per image, FaceNet's embedding is what there is.
-            gcn_config = gcn_config.with_embedding_dim(target_embedding.shape[1])
-        network = TextureGCN(hierarchy, gcn_config).to(photo.device)
     if critic is not None:
         critic.eval()
         for q in critic.parameters():
             q.requires_grad_(False)
-    fine, deep = finest_parameters(network)
-    optimizer = torch.optim.Adam([{"params": fine, "lr": config.lr}, {"params": deep, "lr": config.deep_lr}])
-    # A linear warm-up (Adam's first steps move every weight by the full learning rate, whatever its
-    # gradient), then a cosine decay to 55 % so that the last steps polish rather than wander.
-    warmup = max(MIN_WARMUP_STEPS, round(config.warmup * config.steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, 1.0) * (0.55 + 0.45 * math.cos(math.pi * step / config.steps)))
-    # The official staircase, six "epochs" long: s1 = 0, 0.2, ..., 1 and s4 = max(1 - s1, floor). The
-    # floor keeps the L1 vertex terms on to the end: an L1 pull towards T lets large, consistent
-    # differences (a mole, lipstick) through and holds back small ones (pixel noise, shading residue).
-    schedule = Schedule(mode="official", steps_per_epoch=max(1, math.ceil(config.steps / 6)), floor=config.floor)
-    inputs = (coarse, samples.colors, samples.visibility, target_embedding)
-    with torch.no_grad():
-        initial = network.preactivation(*inputs)
-
-    def refined() -> torch.Tensor:
-        # T' = T + (z_theta(x) - z_theta0(x)) / 2, with z the CombineNet's output before its tanh:
-        # the refinement starts exactly at the 3DMM albedo and learns a change. A fresh network's own
-        # output is an arbitrary colour field, and teaching it to reproduce T first takes hundreds of
-        # steps (measured: L1 0.03 after 100 steps on the open model, about the size of the detail
-        # to be added). Before the tanh, because at initialisation the tanh is saturated at some
-        # vertices and channels: a saturated channel could not follow the other two, and the face
-        # came out tinted (measured on grace_hopper: green and magenta patches around the eyes,
-        # 317 vertices whose change differed between channels by more than 0.1; 1 after). The 1/2
-        # is the slope of T' = (tanh(z) + 1) / 2 at z = 0. Not clamped while optimising: a clamp
-        # has no gradient, so a channel that stepped past 0 or 1 once (the 3DMM's red is often at 1)
-        # stayed there, with the same tint; the result is clamped at the end.
-        return coarse + 0.5 * (network.preactivation(*inputs) - initial)
 
     history: dict[str, list[float]] = {}
     frames: list[tuple[int, torch.Tensor]] = []
-    snap = {round(i * (config.steps - 1) / max(config.frames - 1, 1)) for i in range(config.frames)} if config.frames else set()
-    for step in range(config.steps):
+    snap = {round(i * (steps - 1) / max(config.frames - 1, 1)) for i in range(config.frames)} if config.frames else set()
+    for step in range(steps):
         albedo = refined()
         rendering = render(albedo)
         s1 = schedule.weights(step)["s1"]
@@ -585,5 +577,46 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
     with torch.no_grad():
         albedo = refined().clamp(0, 1)
         rendering = render(albedo)
-    return RefineResult(albedo, coarse, samples, rendering, "per-image", history, frames, notes,
-                        time.perf_counter() - start, network)
+    return RefineResult(albedo, coarse, samples, rendering, mode, history, frames, notes, time.perf_counter() - start, network)
+
+
+def _per_image_network(hierarchy: MeshHierarchy, config: RefineConfig, coarse: torch.Tensor, samples: VertexSamples,
+                       target_embedding: torch.Tensor):
+    """A fresh TextureGCN for per-image optimisation: (network, optimiser, scheduler, schedule, T'(.))."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        gcn_config = TextureGCNConfig.preset(config.gcn)
+        if gcn_config.embedding_dim != target_embedding.shape[1]:
+            # The official layout reads the regressor's features too; per image, the identity embedding is what there is.
+            gcn_config = gcn_config.with_embedding_dim(target_embedding.shape[1])
+        network = TextureGCN(hierarchy, gcn_config).to(coarse.device)
+    fine, deep = finest_parameters(network)
+    optimizer = torch.optim.Adam([{"params": fine, "lr": config.lr}, {"params": deep, "lr": config.deep_lr}])
+    # A linear warm-up (Adam's first steps move every weight by the full learning rate, whatever its
+    # gradient), then a cosine decay to 55 % so that the last steps polish rather than wander.
+    warmup = max(MIN_WARMUP_STEPS, round(config.warmup * config.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, 1.0) * (0.55 + 0.45 * math.cos(math.pi * step / config.steps)))
+    # The official staircase, six "epochs" long: s1 = 0, 0.2, ..., 1 and s4 = max(1 - s1, floor). The
+    # floor keeps the L1 vertex terms on to the end: an L1 pull towards T lets large, consistent
+    # differences (a mole, lipstick) through and holds back small ones (pixel noise, shading residue).
+    schedule = Schedule(mode="official", steps_per_epoch=max(1, math.ceil(config.steps / 6)), floor=config.floor)
+    inputs = (coarse, samples.colors, samples.visibility, target_embedding)
+    with torch.no_grad():
+        initial = network.preactivation(*inputs)
+
+    def refined() -> torch.Tensor:
+        # T' = T + (z_theta(x) - z_theta0(x)) / 2, with z the CombineNet's output before its tanh:
+        # the refinement starts exactly at the 3DMM albedo and learns a change. A fresh network's own
+        # output is an arbitrary colour field, and teaching it to reproduce T first takes hundreds of
+        # steps (measured: L1 0.03 after 100 steps on the open model, about the size of the detail
+        # to be added). Before the tanh, because at initialisation the tanh is saturated at some
+        # vertices and channels: a saturated channel could not follow the other two, and the face
+        # came out tinted (measured on grace_hopper: green and magenta patches around the eyes,
+        # 317 vertices whose change differed between channels by more than 0.1; 1 after). The 1/2
+        # is the slope of T' = (tanh(z) + 1) / 2 at z = 0. Not clamped while optimising: a clamp
+        # has no gradient, so a channel that stepped past 0 or 1 once (the 3DMM's red is often at 1)
+        # stayed there, with the same tint; the result is clamped at the end.
+        return coarse + 0.5 * (network.preactivation(*inputs) - initial)
+
+    return network, optimizer, scheduler, schedule, refined

@@ -287,25 +287,35 @@ class Decoder(nn.Module):
 class CombineNet(nn.Module):
     """tanh(ChebConv([decoded | refined])): two 3-channel colour fields -> one, in [-1, 1].
 
+    A ``delit`` network's CombineNet also reads the photo's own evidence, [c (D - T) | c] (4 more
+    channels): one Chebyshev filter of the de-lit residual is then a direct path from the photo to
+    the output (a sharpening or a low-cut of what the photo says), which training finds at once,
+    where the Refiner's deep path has to learn to carry every vertex's colour first.
+
     Args:
         operators: the hierarchy's operators (level 0's Laplacian is used).
-        config: the architecture (``K`` and ``combine_bias``).
+        config: the architecture (``K``, ``combine_bias`` and ``delit``).
     """
 
     def __init__(self, operators: HierarchyOperators, config: TextureGCNConfig) -> None:
         super().__init__()
         self.operators = operators
-        self.conv = ChebConv(6, 3, config.K, bias=config.combine_bias)
+        self.extra_channels = DELIT_INPUTS + 1 if config.delit else 0
+        self.conv = ChebConv(6 + self.extra_channels, 3, config.K, bias=config.combine_bias)
 
-    def preactivation(self, decoded: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
-        """(B, V_0, 3) twice -> (B, V_0, 3): the convolution's output, before the tanh."""
+    def preactivation(self, decoded: torch.Tensor, refined: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V_0, 3) twice (and (B, V_0, 4) ``extra`` for a ``delit`` network) -> (B, V_0, 3) before the tanh."""
         if decoded.shape != refined.shape or decoded.ndim != 3 or decoded.shape[-1] != 3:
             raise ValueError(f"CombineNet expects two (B, V, 3) tensors, got {tuple(decoded.shape)} and {tuple(refined.shape)}")
-        return self.conv(torch.cat([decoded, refined], dim=-1), self.operators.laplacian(0))
+        if (extra is None) != (self.extra_channels == 0) or (extra is not None and extra.shape[-1] != self.extra_channels):
+            raise ValueError(f"CombineNet expects {self.extra_channels} extra channels, got "
+                             f"{None if extra is None else extra.shape[-1]}")
+        parts = [decoded, refined] + ([extra] if extra is not None else [])
+        return self.conv(torch.cat(parts, dim=-1), self.operators.laplacian(0))
 
-    def forward(self, decoded: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
-        """(B, V_0, 3) twice -> (B, V_0, 3) in [-1, 1]."""
-        return torch.tanh(self.preactivation(decoded, refined))
+    def forward(self, decoded: torch.Tensor, refined: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V_0, 3) twice (and ``extra``) -> (B, V_0, 3) in [-1, 1]."""
+        return torch.tanh(self.preactivation(decoded, refined, extra))
 
 
 class TextureGCN(nn.Module):
@@ -359,10 +369,10 @@ class TextureGCN(nn.Module):
         Returns:
             (B, V, 3) refined albedo T' in [0, 1].
         """
-        decoded, refined = self._branches(coarse_albedo, image_colors, visibility, embedding, delit)
+        branches = self._branches(coarse_albedo, image_colors, visibility, embedding, delit)
         if self.config.residual:
-            return (self.start(coarse_albedo, visibility, delit) + self.combine(decoded, refined)).clamp(0.0, 1.0)
-        return (self.combine(decoded, refined) + 1.0) * 0.5
+            return (self.start(coarse_albedo, visibility, delit) + self.combine(*branches)).clamp(0.0, 1.0)
+        return (self.combine(*branches) + 1.0) * 0.5
 
     def start(self, coarse_albedo: torch.Tensor, visibility: torch.Tensor, delit: torch.Tensor | None = None) -> torch.Tensor:
         """Where a residual network's output starts: T, or with ``config.delit`` B = T + c (D - T). (B, V, 3)."""
@@ -390,8 +400,9 @@ class TextureGCN(nn.Module):
         return self.combine.preactivation(*self._branches(coarse_albedo, image_colors, visibility, embedding, delit))
 
     def _branches(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
-                  embedding: torch.Tensor, delit: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Checks the inputs, runs the Decoder and the Refiner: (decoded, refined), each (B, V, 3)."""
+                  embedding: torch.Tensor, delit: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Checks the inputs, runs the Decoder and the Refiner: (decoded, refined), each (B, V, 3), and for a
+        ``delit`` network the CombineNet's direct evidence [c (D - T) | c], (B, V, 4), in [-1, 1] colour units."""
         v = self.num_vertices
         if visibility.ndim == 2:
             visibility = visibility.unsqueeze(-1)
@@ -423,6 +434,9 @@ class TextureGCN(nn.Module):
         # An ablated branch contributes zeros (see the module docstring).
         refined = torch.zeros_like(decoded) if refined is None else refined
         decoded = torch.zeros_like(refined) if decoded is None else decoded
+        if self.config.delit:
+            evidence = (delit.clamp(0.0, 1.0) * 2.0 - 1.0 - albedo) * visibility
+            return decoded, refined, torch.cat([evidence, visibility], dim=-1)
         return decoded, refined
 
     def summary(self) -> str:

@@ -64,6 +64,8 @@ class TextureTrainConfig:
         batch: faces per step.
         sizes: crop sizes drawn per step (the pool's size first).
         lr: Adam's peak learning rate (linear warm-up over ``warmup`` steps, cosine decay to 10 %).
+        combine_lr_scale: the CombineNet's learning rate is this times ``lr`` (it starts at zero and
+            holds the direct path from the de-lit photo to the output).
         gcn: the TextureGCN preset.
         s2: weight of L_id inside the s1 group (Lin et al.: 0.2).
         identity_every: compute L_id every this many steps (0: never).
@@ -84,6 +86,7 @@ class TextureTrainConfig:
     batch: int = 8
     sizes: tuple[int, ...] = (224, 176, 128)
     lr: float = 5e-4
+    combine_lr_scale: float = 4.0
     warmup: int = 50
     gcn: str = "fidelity"
     s2: float = 0.2
@@ -243,7 +246,11 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         say("train-texture: the identity network is untrained here, so the Decoder (which reads its embedding) is left out")
     torch.manual_seed(config.seed)
     network = TextureGCN(hierarchy, gcn_config)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.lr)
+    # The CombineNet starts at zero and holds the direct path from the de-lit photo: it learns faster.
+    combine = list(network.combine.parameters())
+    rest = [q for q in network.parameters() if all(q is not c for c in combine)]
+    optimizer = torch.optim.Adam([{"params": combine, "lr_scale": config.combine_lr_scale}, {"params": rest, "lr_scale": 1.0}],
+                                 lr=config.lr)
 
     def progress(step: int, seconds: float) -> float:
         return max(step / config.steps, seconds / (60 * config.minutes) if config.minutes else 0.0)
@@ -290,7 +297,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
                 say(f"train-texture: the {config.minutes}-minute budget ended at step {step} of {config.steps}")
             break
         for group in optimizer.param_groups:
-            group["lr"] = config.lr * lr_factor(step, done)
+            group["lr"] = config.lr * group["lr_scale"] * lr_factor(step, done)
         idx = torch.randint(0, n, (config.batch,), generator=generator)
         size = config.sizes[int(torch.randint(0, len(config.sizes), (1,), generator=generator))]
         photo = _resize(pool["image"][idx].float() / 255, size)
