@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facelib.gcn import TextureGCN, TextureGCNConfig
-from facelib.refine import (TextureWeightsError, bundled_texture_weights, load_texture_gcn, refine, save_texture_gcn,
+from facelib.refine import (TextureWeightsError, bundled_texture_weights, fidelity_inputs, load_texture_gcn, refine, save_texture_gcn,
                             texture_hierarchy, texture_inputs)
 from facelib.render import FaceRenderer
 from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
@@ -74,6 +74,25 @@ def test_gradients_reach_every_branch_of_the_fidelity_network(open_model, scene)
         assert any(g is not None and g.abs().sum() > 0 for g in grads), part
 
 
+def test_the_mirror_fill_reads_a_hidden_vertex_from_its_partner(open_model):
+    """A turned head: vertices the camera cannot read take their mirror partner's de-lit colour."""
+    from facelib.fit import initial_params
+
+    params = initial_params(open_model, 1)
+    params["angles"] = torch.tensor([[0.0, 0.7, 0.0]])  # about 40 degrees of yaw
+    renderer = FaceRenderer.for_model(open_model, 96)
+    with torch.no_grad():
+        out = renderer.render(open_model.shape(params["id"], params["exp"]), open_model.albedo(params["tex"]).clamp(0, 1) * 0.7,
+                              params["angles"], params["translation"], params["gamma"])
+    photo = out.image.clamp(0, 1) * out.mask[..., None]
+    plain = texture_inputs(open_model, renderer, photo, params)
+    filled = texture_inputs(open_model, renderer, photo, params, mirror=open_model.mirror)
+    gained = (plain.confidence == 0) & (filled.confidence > 0)
+    assert gained.float().mean() > 0.05 and (filled.confidence >= plain.confidence - 1e-6).all()
+    partner = open_model.mirror[gained[0].nonzero()[:, 0]]
+    torch.testing.assert_close(filled.delit[0, gained[0]], plain.delit[0, partner], atol=1e-5, rtol=0)
+
+
 def test_scale_invariant_l1_ignores_a_gain_per_channel():
     truth = torch.rand(2, 50, 3) * 0.8 + 0.1
     weights = torch.ones(50)
@@ -93,6 +112,7 @@ def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
     assert loaded.config.delit and loaded.meta["identity_network"] == "stub_net"
     assert all(v.dtype == torch.float16 for v in torch.load(path, weights_only=True)["state_dict"].values())
     result = refine(open_model, photo, params, StubEncoder(), renderer, None, hierarchy, weights=path)
+    x = fidelity_inputs(open_model, renderer, photo, params)  # what the trained network reads
     with torch.no_grad():
         expected = loaded(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
         full = network(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)

@@ -10,11 +10,13 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
   draws a batch and one crop size of 224, 176 or 128 px (the course runs 224 in full and 128 in
   fast mode; the photo and M_face are resized, the fit is the same since the camera scales with
   the image).
-* **Inputs**: T, T_p with its confidence c (:func:`~facelib.refine.reliable_samples`: silhouette,
-  grazing, eyelid and non-skin samples get 0) and D = T_p / E, the photo de-lit by the fitted light.
+* **Inputs** (:func:`~facelib.refine.fidelity_inputs`): T, T_p with its confidence c
+  (:func:`~facelib.refine.reliable_samples`: silhouette, grazing and eyelid samples get 0; M_face
+  is not applied, see there) and D = T_p / E, the photo de-lit by the fitted light, where a vertex
+  cannot be read filled from its mirror partner's reading.
   The output starts at B = T + c (D - T), the de-lit photo where it can be read, and the network
   learns the change (see :class:`~facelib.gcn.TextureGCNConfig`, ``delit``).
-* **Losses**, Lin et al.'s, with their schedule (s1 ramps 0 -> 1 over the first half, s4 = max(1 - s1, floor)):
+* **Losses**, Lin et al.'s (their ramp of s1 and s4 is skipped by default, see ``TextureTrainConfig.ramp``):
 
       L = s1 (L_pix(I, R') + s2 L_id(I, R')) + s4 (w_T L_vert(T, T') + L_vert(T_p, T~'))  +  w_a L_albedo
 
@@ -66,6 +68,11 @@ class TextureTrainConfig:
         lr: Adam's peak learning rate (linear warm-up over ``warmup`` steps, cosine decay to 10 %).
         combine_lr_scale: the CombineNet's learning rate is this times ``lr`` (it starts at zero and
             holds the direct path from the de-lit photo to the output).
+        ramp: the share of the run over which s1 ramps 0 -> 1 and s4 1 -> floor (Lin et al.'s schedule);
+            0, the default: s1 = 1 and s4 = floor from the first step. The ramp teaches a fresh
+            network to copy T and T_p before the rendering terms take over; this network starts
+            there, and measured with the ramp (0.5), the vertex term L_vert(T_p, T~') at s4 near 1
+            pinned it to its start: 300 steps left every held-out score where it began.
         gcn: the TextureGCN preset.
         s2: weight of L_id inside the s1 group (Lin et al.: 0.2).
         identity_every: compute L_id every this many steps (0: never).
@@ -82,18 +89,19 @@ class TextureTrainConfig:
 
     pool: PoolSpec = field(default_factory=PoolSpec)
     steps: int = 3000
-    minutes: float = 45.0
+    minutes: float = 35.0
     batch: int = 8
     sizes: tuple[int, ...] = (224, 176, 128)
     lr: float = 5e-4
     combine_lr_scale: float = 4.0
+    ramp: float = 0.0
     warmup: int = 50
     gcn: str = "fidelity"
     s2: float = 0.2
     identity_every: int = 2
     floor: float = 0.2
     coarse_weight: float = 0.2
-    albedo_weight: float = 1.0
+    albedo_weight: float = 2.0
     hidden_weight: float = 0.3
     seed: int = 0
     checkpoint_every: int = 100
@@ -142,13 +150,13 @@ class _InputCache:
         self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
 
     def __call__(self, idx: torch.Tensor, size: int, photo: torch.Tensor, m_face: torch.Tensor) -> dict[str, torch.Tensor]:
-        from facelib.refine import texture_inputs
+        from facelib.refine import fidelity_inputs
 
         missing = [j for j, i in enumerate(idx.tolist()) if (i, size) not in self.items]
         if missing:
             rows = torch.tensor(missing)
             params = {k: v[idx[rows]] for k, v in self.pool["params"].items()}
-            x = texture_inputs(self.model, self.renderers(size), photo[rows], params, m_face[rows])
+            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params)
             values = (x.shape, x.coarse, x.samples.colors, x.delit, x.confidence, x.fitted.normals, x.fitted.colors)
             for row, j in enumerate(missing):
                 self.items[(int(idx[j]), size)] = tuple(v[row].clone() for v in values)
@@ -178,8 +186,11 @@ def holdout_scores(network, model, renderers: _Renderers, inputs: "_InputCache",
     truth, base = pool["albedo"][indices].float(), pool["albedo_base"][indices].float()
     skin = model.masks["skin"].float().expand(truth.shape[:2])
     detail = skin * ((truth - base).abs().mean(-1) > DETAIL_THRESHOLD).float()
+    from facelib.refine import texture_inputs
+
     c = x["confidence"].unsqueeze(-1)
-    albedos = {"3dmm": x["coarse"], "delit": (x["coarse"] + c * (x["delit"] - x["coarse"])).clamp(0, 1),
+    albedos = {"3dmm": x["coarse"], "delit": texture_inputs(model, renderers(size), photo, params, m_face).yardstick(),
+               "start": (x["coarse"] + c * (x["delit"] - x["coarse"])).clamp(0, 1),
                "gcn": network(x["coarse"], x["colors"], x["confidence"], embeddings[indices], x["delit"])}
     out = {}
     for name, albedo in albedos.items():
@@ -307,7 +318,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         x = inputs(idx, size, photo, m_face)
         albedo = network(x["coarse"], x["colors"], x["confidence"], embeddings[idx], x["delit"])
         rendering = renderer.render(x["shape"], albedo, params["angles"], params["translation"], params["gamma"])
-        s1 = min(1.0, done / 0.5)
+        s1 = min(1.0, done / config.ramp) if config.ramp > 0 else 1.0
         s4 = max(1.0 - s1, config.floor)
         terms = {
             "pixel": photometric_loss(rendering.image, photo, rendering.mask * m_face),
