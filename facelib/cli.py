@@ -174,13 +174,13 @@ def _score_photos(args: argparse.Namespace) -> int:
         print(f"{photo.name}: overlay {result.files['overlay']}")
     if not rows:
         return 1
-    methods = ("3dmm", "photo de-lit", "gcn")
+    methods = ("3dmm", "photo de-lit", "de-lit, mirror-filled", "gcn")
     print(f"re-rendering inside the rendered face x M_face, at {config.size} px, mesh level {config.level} "
           f"(gcn: {config.gcn_weights or 'per-image optimisation'}); identity distance photo-to-render "
           f"({next(iter(rows.values())).get('identity_network', 'no identity network')}; lower is better):")
-    print(f"{'photo':<22}" + "".join(f"{m + ' PSNR':>17}{m + ' id':>15}" for m in methods))
+    print(f"{'photo':<22}" + "".join(f"{m + ' PSNR':>28}{'id':>7}" for m in methods))
     for photo, row in rows.items():
-        print(f"{Path(photo).name:<22}" + "".join(f"{row[m]['psnr']:>17.2f}{row[m].get('identity', float('nan')):>15.3f}" for m in methods))
+        print(f"{Path(photo).name:<22}" + "".join(f"{row[m]['psnr']:>28.2f}{row[m].get('identity', float('nan')):>7.3f}" for m in methods))
     if args.json:
         _write_json(args.json, {"size": config.size, "level": config.level, "gcn_weights": str(config.gcn_weights or ""),
                                 "photos": rows, "failed": failed})

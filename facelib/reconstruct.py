@@ -44,8 +44,8 @@ from facelib.fit import FitConfig, FitResult, fit
 from facelib.losses import skin_mask
 from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
-from facelib.refine import (RefineConfig, RefineResult, bundled_texture_weights, find_texture_weights, load_texture_gcn, refine,
-                            texture_hierarchy, texture_inputs)
+from facelib.refine import (RefineConfig, RefineResult, bundled_texture_weights, fidelity_inputs, find_texture_weights,
+                            load_texture_gcn, refine, texture_hierarchy, texture_inputs)
 from facelib.render import FaceRenderer
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
@@ -219,6 +219,11 @@ BENCHMARK_BASELINE = "3DMM only (regress + fit)"
 DELIT_REFERENCE = "photo de-lit (reference)"
 """The name of :func:`delit_reference` in :func:`benchmark_methods`' tables."""
 
+FIDELITY_START = "de-lit, mirror-filled"
+"""The name, in :func:`benchmark_methods`' tables, of where the trained "fidelity" TextureGCN starts: the
+photo de-lit without M_face and mirror-filled (:func:`~facelib.refine.fidelity_inputs`); the network's
+own contribution is its difference from this."""
+
 
 def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
                       encoder: torch.nn.Module | None = None) -> dict[str, Callable]:
@@ -241,7 +246,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
 
     Returns:
         {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
-        :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick}.
+        :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick, :data:`FIDELITY_START`: the
+        trained network's starting point}.
     """
     from facelib.evaluate import Prediction, once_per_batch
     from facelib.morphable.landmarks import five_from_68
@@ -280,7 +286,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         params = (second or first).params
         result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                         config.refine, weights=config.gcn_weights)
-        return params, result, delit_reference(faces.model, faces.renderer, photo, params, m_face)
+        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params).yardstick()
+        return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point)
 
     def coarse(batch: dict[str, torch.Tensor]) -> Prediction:
         params, result, _ = run(batch)
@@ -291,11 +298,15 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         return Prediction(result.albedo, {k: params[k] for k in keys})
 
     def reference(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, _, albedo = run(batch)
+        params, _, (albedo, _) = run(batch)
+        return Prediction(albedo, {k: params[k] for k in keys})
+
+    def start_point(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, _, (_, albedo) = run(batch)
         return Prediction(albedo, {k: params[k] for k in keys})
 
     name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
-    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference}
+    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference, FIDELITY_START: start_point}
 
 
 @torch.no_grad()
@@ -336,7 +347,8 @@ def photo_scores(model: MorphableModel, renderer: FaceRenderer, photo: torch.Ten
     Args:
         model, renderer: the mesh the albedos live on and a renderer of it at the crop's size.
         photo: (1, S, S, 3) the aligned crop. params: the fitted unknowns. m_face: (1, S, S) M_face.
-        albedos: name -> (1, V, 3) albedo; ``"photo de-lit"`` (:func:`delit_reference`) is added.
+        albedos: name -> (1, V, 3) albedo; ``"photo de-lit"`` (:func:`delit_reference`, the yardstick) and
+            :data:`FIDELITY_START` (where the trained network starts) are added.
         encoder: the identity network (None: no identity distance).
 
     Returns:
@@ -345,7 +357,8 @@ def photo_scores(model: MorphableModel, renderer: FaceRenderer, photo: torch.Ten
     """
     from facelib.evaluate import rerender_scores
 
-    albedos = dict(albedos) | {"photo de-lit": delit_reference(model, renderer, photo, params, m_face)}
+    albedos = dict(albedos) | {"photo de-lit": delit_reference(model, renderer, photo, params, m_face),
+                               FIDELITY_START: fidelity_inputs(model, renderer, photo, params).yardstick()}
     shape = model.shape(params["id"], params["exp"])
     out: dict = {}
     for name, albedo in albedos.items():

@@ -333,7 +333,7 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
                  "is a yardstick", "Lower errors are better"):
         assert name in printed
     rows = json.loads(out.read_text())
-    assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 3
+    assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 4
     assert all(0 < m["albedo_face"] < 1 for m in rows["methods"].values())
     assert main(["eval-reconstruct", "-n", "1"]) == 2
     assert "at least 2 faces" in capsys.readouterr().err
