@@ -52,9 +52,9 @@ def _reconstruct_config(args: argparse.Namespace):
     from facelib.refine import RefineConfig
 
     overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
-    if args.steps is not None or args.finetune:
+    if args.steps is not None or args.finetune or args.no_face_mask:
         overrides["refine"] = RefineConfig(**({"steps": args.steps} if args.steps is not None else {}),
-                                           finetune_steps=args.finetune or 0)
+                                           finetune_steps=args.finetune or 0, face_mask=not args.no_face_mask)
     if args.finetune and (args.per_image or args.steps is not None):
         raise ValueError("--finetune fine-tunes the trained weights, --per-image/--steps optimise a fresh network: give one of them")
     if args.steps is not None and args.gcn_weights:
@@ -375,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="dataset-trained TextureGCN weights (default: FACELIB_TEXTURE_WEIGHTS, then the bundled data/weights/texture_gcn.pt)")
         p.add_argument("--finetune", type=int, default=None, metavar="STEPS",
                        help="fine-tune the trained weights on the photo for STEPS steps (default: one forward pass)")
+        p.add_argument("--no-face-mask", action="store_true",
+                       help="let the trained GCN read the photo outside M_face too (more lip, brow and stubble detail; "
+                            "occluders such as glasses frames get painted onto the skin)")
         p.add_argument("--per-image", action="store_true",
                        help="optimise a fresh TextureGCN on each photo instead of running the trained weights (slower, less detail)")
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")

@@ -174,6 +174,11 @@ class RefineConfig:
         finetune_steps: with trained weights, optimise them further on this photo for this many
             steps (0, the default: one forward pass, as in the paper).
         finetune_lr: Adam's learning rate of that fine-tuning, for every layer.
+        face_mask: a "fidelity" network reads the photo only where M_face says skin (see
+            :func:`fidelity_inputs`): occluders (glasses frames, a hat's brim) stay out of the
+            albedo, and so do some of the lips, brows and stubble. On by default: it was trained
+            without (the synthetic faces have no occluders), and measured on grace_hopper without
+            it her glasses frames and her hat's brim were painted onto the skin.
     """
 
     steps: int = field(default_factory=lambda: int(pick(100, 300)))
@@ -188,6 +193,7 @@ class RefineConfig:
     frames: int = 0
     finetune_steps: int = 0
     finetune_lr: float = 5e-5
+    face_mask: bool = True
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.finetune_lr <= 0:
@@ -422,8 +428,8 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
     return TextureInputs(shape, coarse, fitted, samples, delit, confidence)
 
 
-def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor]
-                    ) -> TextureInputs:
+def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
+                    mask: torch.Tensor | None = None) -> TextureInputs:
     """What the "fidelity" TextureGCN reads (in training and in :func:`refine`): :func:`texture_inputs` with the
     mirror fill and without M_face.
 
@@ -434,7 +440,7 @@ def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.
     faces at 224 px). The price: an occluder inside the face's outline (glasses frames, a fringe of
     hair) is read as albedo too; the training faces have none to learn that from.
     """
-    return texture_inputs(model, renderer, photo, params, None, model.mirror)
+    return texture_inputs(model, renderer, photo, params, mask, model.mirror)
 
 
 # ---- refinement ----------------------------------------------------------------------------------
@@ -530,7 +536,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
                                       f"Decoder reads, but {running!r} is in use here: use that identity network, or other weights")
         if network.config.delit:
             # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, mirror-filled.
-            x = fidelity_inputs(model, renderer, photo, p)
+            x = fidelity_inputs(model, renderer, photo, p, compare if config.face_mask else None)
             samples = VertexSamples(x.samples.colors, x.confidence)
             inputs: tuple[torch.Tensor, ...] = (x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
         else:
