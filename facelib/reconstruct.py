@@ -582,6 +582,9 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     tmp.replace(files["summary"])
 
     say(f"  {'total':<24} {sum(timings.values()):6.1f} s")
+    shown = [(label, scores[key]) for key, label in (("3dmm", "3DMM"), ("photo de-lit", "de-lit photo"), ("gcn", "GCN"))]
+    say("  re-rendering (PSNR inside the face and M_face" + (", identity distance" if encoder is not None else "") + "): "
+        + ", ".join(f"{label} {row['psnr']:.2f} dB" + (f" / {row['identity']:.3f}" if "identity" in row else "") for label, row in shown))
     for note in refinement.notes:
         say(f"  note: {note}")
     say(f"  note: {NO_UV_NOTE}")
