@@ -313,10 +313,16 @@ def _identity(encoder: torch.nn.Module | None, image: torch.Tensor, rendered: to
     """(B,) identity distance between images and the renderings pasted over them (NaN without an encoder)."""
     if encoder is None:
         return torch.full(image.shape[:1], math.nan, device=image.device)
+    return _pasted_identity(encoder, image, rendered, mask).distance
+
+
+def _pasted_identity(encoder: torch.nn.Module, image: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor):
+    """:func:`~facelib.losses.identity.identity_distance` between images and the renderings pasted over them
+    where ``mask`` (B, H, W) covers: the identity network sees a whole face, as in L_id."""
     from facelib.losses.identity import identity_distance
 
     m = mask.unsqueeze(-1).to(image)
-    return identity_distance(encoder.to(image.device), image, rendered.clamp(0, 1) * m + image * (1 - m)).distance
+    return identity_distance(encoder.to(image.device), image, rendered.clamp(0, 1) * m + image * (1 - m))
 
 
 @torch.no_grad()
@@ -337,10 +343,7 @@ def rerender_scores(photo: torch.Tensor, rendered: torch.Tensor, coverage: torch
     region = coverage * m_face
     scores = {"psnr": psnr(rendered.clamp(0, 1), photo, region), "ssim": ssim(rendered.clamp(0, 1), photo, region)}
     if encoder is not None:
-        from facelib.losses.identity import identity_distance
-
-        m = coverage.unsqueeze(-1).to(photo)
-        measured = identity_distance(encoder.to(photo.device), photo, rendered.clamp(0, 1) * m + photo * (1 - m))
+        measured = _pasted_identity(encoder, photo, rendered, coverage)
         scores |= {"identity": measured.distance, "identity_cosine": measured.cosine}
     return scores
 
