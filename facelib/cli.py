@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+FACE_MASK_CHOICES = ("occluders", "skin", "off")
+"""``--face-mask``'s choices: facelib.refine.FACE_MASK_MODES, written out so that ``--help`` does not import torch (a test holds the two equal)."""
+
 
 def _build_model(args: argparse.Namespace) -> int:
     from facelib.morphable.builder import BuildConfig, build_open_model
@@ -52,9 +55,13 @@ def _reconstruct_config(args: argparse.Namespace):
     from facelib.refine import RefineConfig
 
     overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
-    if args.steps is not None or args.finetune or args.no_face_mask:
+    if args.no_face_mask and args.face_mask not in (None, "off"):
+        raise ValueError(f"--no-face-mask means --face-mask off, but --face-mask {args.face_mask} was given too: give one of them")
+    face_mask = "off" if args.no_face_mask else args.face_mask
+    if args.steps is not None or args.finetune or face_mask is not None:
         overrides["refine"] = RefineConfig(**({"steps": args.steps} if args.steps is not None else {}),
-                                           finetune_steps=args.finetune or 0, face_mask=not args.no_face_mask)
+                                           **({"face_mask": face_mask} if face_mask is not None else {}),
+                                           finetune_steps=args.finetune or 0)
     if args.finetune and (args.per_image or args.steps is not None):
         raise ValueError("--finetune fine-tunes the trained weights, --per-image/--steps optimise a fresh network: give one of them")
     if args.steps is not None and args.gcn_weights:
@@ -375,9 +382,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="dataset-trained TextureGCN weights (default: FACELIB_TEXTURE_WEIGHTS, then the bundled data/weights/texture_gcn.pt)")
         p.add_argument("--finetune", type=int, default=None, metavar="STEPS",
                        help="fine-tune the trained weights on the photo for STEPS steps (default: one forward pass)")
-        p.add_argument("--no-face-mask", action="store_true",
-                       help="let the trained GCN read the photo outside M_face too (more lip, brow and stubble detail; "
-                            "occluders such as glasses frames get painted onto the skin)")
+        p.add_argument("--face-mask", choices=FACE_MASK_CHOICES, default=None,
+                       help="how M_face weighs the trained GCN's reading of the photo: 'occluders' (default) only where it "
+                            "marks an occluder such as a glasses frame or a hat's brim; 'skin' wherever the photo is not "
+                            "skin-coloured (also drops lips, eyes and detail); 'off' not at all (occluders get painted onto the skin)")
+        p.add_argument("--no-face-mask", action="store_true", help="the same as --face-mask off")
         p.add_argument("--per-image", action="store_true",
                        help="optimise a fresh TextureGCN on each photo instead of running the trained weights (slower, less detail)")
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")

@@ -94,6 +94,7 @@ from facelib.morphable.model import MorphableModel
 from facelib.render.lighting import shade, unshade
 from facelib.render.renderer import FaceRenderer, Rendering
 from facelib.losses.masks import erode
+from facelib.losses.occluders import mesh_graph, occluder_gate
 from facelib.render.sample import VertexSamples, sample_image
 
 CHECKPOINT_FORMAT = "facelib.TextureGCN/1"
@@ -113,6 +114,9 @@ with this floor the same run changes the error by -0.9 % and leaves the scale-in
 0.0355. The defaults (100 and 300 steps) warm up over 15 and 45 steps either way.
 """
 
+
+FACE_MASK_MODES = ("occluders", "skin", "off")
+"""How M_face weighs a "fidelity" network's reading of a photo (:attr:`RefineConfig.face_mask`)."""
 
 TEXTURE_WEIGHTS_ENV = "FACELIB_TEXTURE_WEIGHTS"
 """An environment variable naming TextureGCN weights to use instead of the bundled ones."""
@@ -174,11 +178,14 @@ class RefineConfig:
         finetune_steps: with trained weights, optimise them further on this photo for this many
             steps (0, the default: one forward pass, as in the paper).
         finetune_lr: Adam's learning rate of that fine-tuning, for every layer.
-        face_mask: a "fidelity" network reads the photo only where M_face says skin (see
-            :func:`fidelity_inputs`): occluders (glasses frames, a hat's brim) stay out of the
-            albedo, and so do some of the lips, brows and stubble. On by default: it was trained
-            without (the synthetic faces have no occluders), and measured on grace_hopper without
-            it her glasses frames and her hat's brim were painted onto the skin.
+        face_mask: how a "fidelity" network's reading of the photo is weighed by M_face (see
+            :func:`fidelity_inputs`): "occluders" (the default) only where M_face points at an
+            occluder, a large part of the face that is neither skin- nor face-coloured, such as a
+            glasses frame or a hat's brim (:func:`~facelib.losses.occluder_gate`); "skin" wherever
+            M_face says the photo is not skin, which also drops lips, eyes, shadows and much of the
+            detail; "off" not at all (measured on grace_hopper: her glasses frames and her hat's brim
+            are painted onto the skin). True and False mean "skin" and "off". The network was trained
+            without (the synthetic faces have no occluders).
     """
 
     steps: int = field(default_factory=lambda: int(pick(100, 300)))
@@ -193,7 +200,7 @@ class RefineConfig:
     frames: int = 0
     finetune_steps: int = 0
     finetune_lr: float = 5e-5
-    face_mask: bool = True
+    face_mask: str | bool = "occluders"
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.finetune_lr <= 0:
@@ -204,6 +211,10 @@ class RefineConfig:
             raise ValueError(f"need lr > 0, deep_lr >= 0 and warmup in (0, 1], got {self.lr}, {self.deep_lr}, {self.warmup}")
         if not 0 <= self.floor <= 1:
             raise ValueError(f"floor is a weight in [0, 1], got {self.floor}")
+        if isinstance(self.face_mask, bool):
+            self.face_mask = "skin" if self.face_mask else "off"
+        if self.face_mask not in FACE_MASK_MODES:
+            raise ValueError(f"face_mask must be one of {FACE_MASK_MODES} (or True / False), got {self.face_mask!r}")
         if self.identity not in (True, False, "auto"):
             raise ValueError(f"identity must be True, False or 'auto', got {self.identity!r}")
 
@@ -401,25 +412,35 @@ class TextureInputs:
 
 @torch.no_grad()
 def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                   mask: torch.Tensor | None = None, mirror: torch.Tensor | None = None) -> TextureInputs:
+                   mask: torch.Tensor | None = None, mirror: torch.Tensor | None = None, occluders: bool = False) -> TextureInputs:
     """The fitted face, its 3DMM albedo and the photo read at its vertices, reliable and de-lit.
 
     Args:
         model: the morphable model the albedo lives on. renderer: a renderer of it at the photo's size.
         photo: (B, H, W, 3) the photos. params: the fitted unknowns. mask: (B, H, W) M_face.
         mirror: (V,) each vertex's mirror partner (``model.mirror``): where a vertex cannot be read
-            (hidden, grazing), its partner's reading stands in, weighted by the partner's confidence,
+            (hidden, grazing, occluded), its partner's reading stands in, weighted by the partner's confidence,
 
                 D_i <- (c_i D_i + (1 - c_i) c_m(i) D_m(i)) / (c_i + (1 - c_i) c_m(i)),   c_i <- c_i + (1 - c_i) c_m(i),
 
             a face's albedo being nearly symmetric (None: no fill).
+        occluders: with a ``mask``, weigh the reading by M_face only where M_face points at an occluder
+            (:func:`~facelib.losses.occluder_gate`), not wherever the photo is not skin-coloured.
     """
     shape = model.shape(params["id"], params["exp"])
     coarse = model.albedo(params["tex"]).clamp(0, 1)
     fitted = renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
-    samples = reliable_samples(renderer, photo, fitted, mask)
+    gated = occluders and mask is not None
+    samples = reliable_samples(renderer, photo, fitted, None if gated else mask)
     delit, lit = unshade(samples.colors, fitted.normals, params["gamma"])
     confidence = samples.visibility * lit
+    if gated:
+        skin = sample_image(mask[..., None].to(photo), fitted.screen[..., :2])[..., 0].clamp(0, 1)
+        gate = occluder_gate(delit, coarse, confidence, skin, mesh_graph(model.triangles, model.num_vertices))
+        confidence = confidence * gate
+        read = (confidence > 0).unsqueeze(-1)
+        samples = VertexSamples(samples.colors * read, samples.visibility * gate)
+        delit = delit * read
     if mirror is not None:
         c, cm = confidence.unsqueeze(-1), confidence[:, mirror].unsqueeze(-1)
         filled = c + (1 - c) * cm
@@ -429,18 +450,20 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
 
 
 def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                    mask: torch.Tensor | None = None) -> TextureInputs:
+                    mask: torch.Tensor | None = None, occluders: bool = False) -> TextureInputs:
     """What the "fidelity" TextureGCN reads (in training and in :func:`refine`): :func:`texture_inputs` with the
-    mirror fill and without M_face.
+    mirror fill, and in training without M_face (``mask`` None).
 
     Without M_face, because M_face is a skin-colour model made for the fit's light: it leaves out lips,
     brows, stubble, moles and make-up, which are exactly the albedo's detail (on the synthetic
     benchmark, 70 % of the detail band's vertices had no reading with it, 55 % without; the de-lit
     photo's detail-band error fell from 0.96 to 0.88 x the 3DMM's, measured on 16 held-out fitted
     faces at 224 px). The price: an occluder inside the face's outline (glasses frames, a fringe of
-    hair) is read as albedo too; the training faces have none to learn that from.
+    hair) is read as albedo too; the training faces have none to learn that from. On photos, ``mask`` with
+    ``occluders=True`` keeps those out and the detail in (:func:`~facelib.losses.occluder_gate`); ``mask``
+    alone weighs every reading by M_face.
     """
-    return texture_inputs(model, renderer, photo, params, mask, model.mirror)
+    return texture_inputs(model, renderer, photo, params, mask, model.mirror, occluders)
 
 
 # ---- refinement ----------------------------------------------------------------------------------
@@ -536,7 +559,8 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
                                       f"Decoder reads, but {running!r} is in use here: use that identity network, or other weights")
         if network.config.delit:
             # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, mirror-filled.
-            x = fidelity_inputs(model, renderer, photo, p, compare if config.face_mask else None)
+            x = fidelity_inputs(model, renderer, photo, p, None if config.face_mask == "off" else compare,
+                                occluders=config.face_mask == "occluders")
             samples = VertexSamples(x.samples.colors, x.confidence)
             inputs: tuple[torch.Tensor, ...] = (x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
         else:

@@ -298,6 +298,17 @@ def test_refine_checks_its_inputs(open_model, small_scene):
         refine(open_model, photo, params, encoder, renderer, hierarchy=texture_hierarchy(open_model, 1))
     with pytest.raises(ValueError, match="steps must be"):
         RefineConfig(steps=0)
+    with pytest.raises(ValueError, match="face_mask must be one of"):
+        RefineConfig(face_mask="hair")
+
+
+def test_face_mask_modes_and_their_spellings():
+    from facelib.cli import FACE_MASK_CHOICES
+    from facelib.refine import FACE_MASK_MODES
+
+    assert FACE_MASK_CHOICES == FACE_MASK_MODES  # --help lists them without importing torch
+    assert RefineConfig().face_mask == "occluders"
+    assert RefineConfig(face_mask=True).face_mask == "skin" and RefineConfig(face_mask=False).face_mask == "off"
 
 
 def test_delit_reference_recovers_detail_under_the_true_light():
