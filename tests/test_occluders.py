@@ -154,3 +154,22 @@ def test_on_a_face_with_a_dark_band_the_gate_drops_the_band_and_keeps_more_than_
     kept_strict = float(strict.confidence[0, off_band].sum())
     assert kept_gated > 1.05 * kept_strict, (kept_gated, kept_strict)
     assert (gated.delit[0][gated.confidence[0] == 0] == 0).all()
+
+
+def test_suspects_one_vertex_apart_make_one_occluder():
+    """A dashed band (pieces of 2 x 2 suspects, one clean vertex between them) is one occluder with bridge=1, detail without."""
+    n = 40
+    triangles, v = grid_mesh(n)
+    graph = mesh_graph(triangles, v)
+    coarse = torch.full((1, v, 3), 0.6)
+    delit = coarse.clone()
+    skin = torch.ones(1, v)
+    rows, cols = torch.arange(v) // n, torch.arange(v) % n
+    dashes = (rows >= 10) & (rows < 12) & (cols % 3 != 2)
+    delit[0, dashes] = 0.05
+    skin[0, dashes] = 0.0
+    args = (delit, coarse, torch.ones(1, v), skin, graph)
+    assert (occluder_gate(*args, min_share=0.02, bridge=0)[0] == 1).all()  # 4-vertex pieces: detail
+    bridged = occluder_gate(*args, min_share=0.02, bridge=1)[0]  # 54 suspects, 32 needed
+    assert (bridged[dashes] == 0).all()
+    assert (bridged[(rows >= 10) & (rows < 12) & ~dashes] == 1).all()  # the clean vertices between agree with the 3DMM

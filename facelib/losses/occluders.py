@@ -18,10 +18,12 @@ an occluder, by two tests that tell occluders from detail:
    and the agreement a_i = clamp((outlier - e_i) / (outlier - inlier), 0, 1): 1 for readings within a
    factor exp(inlier) of T (after the tint), 0 beyond exp(outlier).
 2. **Size.** A vertex is *suspect* where max(M_face(p_i), a_i) < 1/2: neither skin-coloured nor
-   face-coloured. Suspect vertices are grouped into connected parts of the mesh; a part of at least
-   ``min_share`` of the mesh's vertices is an occluder (a frame's rim, a brim, a strand of hair runs
-   over many vertices), a smaller one is detail (a mole, a freckle, a blemish). Occluders grow by
-   ``rings`` rings of neighbours, since their edges blend into the skin around them.
+   face-coloured. Suspect vertices are grouped into connected parts of the mesh (two suspects with
+   one vertex between them count as connected: a thin frame read from a small crop breaks where
+   its colour blends with the skin's); a part of at least ``min_share`` of the mesh's vertices is an
+   occluder (a frame's rim, a brim, a strand of hair runs over many vertices), a smaller one is
+   detail (a mole, a freckle, a blemish). Occluders grow by ``rings`` rings of neighbours, since
+   their edges blend into the skin around them.
 
 The gate is max(M_face(p_i), a_i) on occluders and 1 elsewhere:
 
@@ -88,7 +90,7 @@ def agreement(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.Tenso
 
 def occluder_gate(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.Tensor, skin: torch.Tensor,
                   graph: sp.csr_matrix, inlier: float = 0.4, outlier: float = 0.8, min_share: float = 0.01,
-                  rings: int = 2) -> torch.Tensor:
+                  rings: int = 2, bridge: int = 1) -> torch.Tensor:
     """The per-vertex weight of the photo's reading: M_face where an occluder covers the face, 1 elsewhere.
 
     Args:
@@ -101,6 +103,7 @@ def occluder_gate(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.T
         min_share: the smallest occluder, as a share of the mesh's vertices (0.01: 124 vertices of the
             level-1 open model, about 6 cm^2 of face).
         rings: how many rings of neighbours an occluder grows by.
+        bridge: suspects up to 2 x ``bridge`` edges apart count as one part.
 
     Returns:
         (B, V) gate g in [0, 1] (see the module docstring); multiply the confidence by it.
@@ -108,20 +111,27 @@ def occluder_gate(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.T
     b, v = confidence.shape
     if skin.shape != (b, v) or graph.shape != (v, v):
         raise ValueError(f"skin must be (B, V) = {(b, v)} and graph (V, V), got {tuple(skin.shape)} and {graph.shape}")
-    if not 0 < min_share < 1 or rings < 0:
-        raise ValueError(f"need 0 < min_share < 1 and rings >= 0, got {min_share} and {rings}")
+    if not 0 < min_share < 1 or rings < 0 or bridge < 0:
+        raise ValueError(f"need 0 < min_share < 1, rings >= 0 and bridge >= 0, got {min_share}, {rings} and {bridge}")
     face_like = torch.maximum(skin.clamp(0, 1), agreement(delit, coarse, confidence, inlier, outlier))
     suspect = ((face_like < 0.5) & (confidence > 0)).cpu().numpy()
     smallest = max(1, int(round(min_share * v)))
     occluded = np.zeros((b, v), dtype=bool)
     for i in range(b):
-        index = np.flatnonzero(suspect[i])
-        if index.size < smallest:
+        flags = suspect[i].astype(np.float32)
+        if flags.sum() < smallest:
             continue
+        # Suspects one ring apart belong together: a thin frame sampled from a small crop breaks into
+        # pieces where its colour blends with the skin's.
+        joined = flags.copy()
+        for _ in range(bridge):
+            joined = np.minimum(joined + graph @ joined, 1.0)
+        index = np.flatnonzero(joined)
         _, labels = connected_components(graph[index][:, index], directed=False)
-        sizes = np.bincount(labels)
+        sizes = np.bincount(labels, weights=flags[index])  # suspects per part, not the bridging ring
         region = np.zeros(v, dtype=np.float32)
         region[index[sizes[labels] >= smallest]] = 1.0
+        region *= flags  # the part's own suspects; the rings below grow them
         for _ in range(rings):
             region = np.minimum(region + graph @ region, 1.0)
         occluded[i] = region > 0
