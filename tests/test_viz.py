@@ -53,5 +53,21 @@ def test_pipeline_figure_highlights_the_lessons_boxes():
         fig = pipeline_figure(lesson)
         return [p.get_linewidth() > 1 for p in fig.axes[0].patches]
 
-    assert highlighted(3) == [3 in taught for _, taught in STAGES]
+    assert highlighted(3) == [3 in stage.lessons for stage in STAGES]
     assert sum(highlighted(5)) == 3 and not any(highlighted(0))
+    labels = " ".join(stage.label for stage in STAGES)
+    assert "identity network" in labels and "T_p" in labels  # the two paths from the photo into the GCNs
+
+
+def test_show_photo_displays_a_small_jpeg(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from facelib.viz import show_photo
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (600, 1200, 3), dtype=np.uint8)).save(path)
+    shown = show_photo(path, max_side=300)
+    assert shown.size == (300, 150)
+    with pytest.raises(FileNotFoundError, match="no such image"):
+        show_photo(tmp_path / "missing.png")

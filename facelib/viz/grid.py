@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -86,3 +87,28 @@ def save_grid(path: str, *args, **kwargs) -> str:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return str(path)
+
+
+def show_photo(path: str | Path, max_side: int = 900, quality: int = 85):
+    """Shows a photo-like image file in a notebook as a JPEG, at most ``max_side`` pixels on a side.
+
+    A notebook stores what it shows: a photograph as a PNG (what matplotlib writes) weighs ten times
+    its JPEG, enough for the stored course to drop it (:func:`facelib.course.student.trim_outputs`).
+
+    Returns:
+        The displayed (resized) ``PIL.Image``.
+    """
+    import io
+
+    from IPython.display import Image as IPImage, display
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image to show")
+    image = Image.open(path).convert("RGB")
+    image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    display(IPImage(data=buffer.getvalue(), format="jpeg"))
+    return image
