@@ -19,6 +19,13 @@ def grid_mesh(n: int) -> tuple[torch.Tensor, int]:
     return torch.tensor(triangles), n * n
 
 
+def flat_scene(n: int, albedo: float = 0.6):
+    """An n x n grid whose 3DMM albedo is flat, read exactly and all skin: (graph, coarse, delit, skin, rows, cols)."""
+    triangles, v = grid_mesh(n)
+    coarse = torch.full((1, v, 3), albedo)
+    return mesh_graph(triangles, v), coarse, coarse.clone(), torch.ones(1, v), torch.arange(v) // n, torch.arange(v) % n
+
+
 def reference_components(flags: np.ndarray, graph) -> list[set[int]]:
     """Connected parts of the flagged vertices by breadth-first search: the plain version of connected_components."""
     seen, parts = set(), []
@@ -59,14 +66,8 @@ def test_agreement_ignores_the_face_tint_and_flags_what_departs_from_the_3dmm():
 
 
 def test_the_gate_keeps_large_occluders_out_and_small_spots_and_face_coloured_readings_in():
-    n = 30
-    triangles, v = grid_mesh(n)
-    graph = mesh_graph(triangles, v)
-    coarse = torch.full((1, v, 3), 0.6)
-    delit = coarse.clone()
-    skin = torch.ones(1, v)
-    rows = torch.arange(v) // n
-    cols = torch.arange(v) % n
+    graph, coarse, delit, skin, rows, cols = flat_scene(30)
+    v = coarse.shape[1]
     frame = (rows >= 10) & (rows < 13)  # a band three vertices high across the mesh: 90 vertices
     spot = (rows >= 20) & (rows < 22) & (cols >= 5) & (cols < 7)  # a 2 x 2 mole
     lips = (rows >= 25) & (cols >= 10) & (cols < 20)  # not skin-coloured, but the 3DMM's own colour there
@@ -89,15 +90,10 @@ def test_the_gate_keeps_large_occluders_out_and_small_spots_and_face_coloured_re
 
 
 def test_the_gate_takes_soft_values_of_m_face_on_occluders_and_grows_them_by_rings():
-    n = 20
-    triangles, v = grid_mesh(n)
-    graph = mesh_graph(triangles, v)
-    coarse = torch.full((1, v, 3), 0.5)
-    delit = coarse.clone()
-    rows = torch.arange(v) // n
+    graph, coarse, delit, skin, rows, _ = flat_scene(20, albedo=0.5)
+    v = coarse.shape[1]
     band = (rows >= 8) & (rows < 12)
     delit[0, band] = 0.05
-    skin = torch.ones(1, v)
     skin[0, band] = 0.2
     ring = (rows == 7) | (rows == 12)
     delit[0, ring] = 0.05
@@ -158,13 +154,8 @@ def test_on_a_face_with_a_dark_band_the_gate_drops_the_band_and_keeps_more_than_
 
 def test_suspects_one_vertex_apart_make_one_occluder():
     """A dashed band (pieces of 2 x 2 suspects, one clean vertex between them) is one occluder with bridge=1, detail without."""
-    n = 40
-    triangles, v = grid_mesh(n)
-    graph = mesh_graph(triangles, v)
-    coarse = torch.full((1, v, 3), 0.6)
-    delit = coarse.clone()
-    skin = torch.ones(1, v)
-    rows, cols = torch.arange(v) // n, torch.arange(v) % n
+    graph, coarse, delit, skin, rows, cols = flat_scene(40)
+    v = coarse.shape[1]
     dashes = (rows >= 10) & (rows < 12) & (cols % 3 != 2)
     delit[0, dashes] = 0.05
     skin[0, dashes] = 0.0
