@@ -94,7 +94,8 @@ from facelib.morphable.model import MorphableModel
 from facelib.render.lighting import shade, unshade
 from facelib.render.renderer import FaceRenderer, Rendering
 from facelib.losses.masks import erode
-from facelib.losses.occluders import mesh_graph, occluder_gate
+from facelib.losses.occluders import occluder_gate
+from facelib.mesh.graph import scipy_adjacency
 from facelib.render.sample import VertexSamples, sample_image
 
 CHECKPOINT_FORMAT = "facelib.TextureGCN/1"
@@ -339,6 +340,11 @@ def load_texture_gcn(path: str | Path, hierarchy: MeshHierarchy, config: str | T
 
 
 # ---- what the photo says at each vertex ----------------------------------------------------------
+def mask_at_vertices(mask: torch.Tensor, rendering: Rendering) -> torch.Tensor:
+    """(B, H, W) image mask (M_face) -> (B, V) its bilinear value at each projected vertex, in [0, 1]."""
+    return sample_image(mask[..., None].to(rendering.screen), rendering.screen[..., :2])[..., 0].clamp(0, 1)
+
+
 @torch.no_grad()
 def reliable_samples(renderer: FaceRenderer, photo: torch.Tensor, rendering: Rendering, mask: torch.Tensor | None = None,
                      min_facing: float = 0.3, depth_tolerance: float = 0.002) -> VertexSamples:
@@ -380,7 +386,7 @@ def reliable_samples(renderer: FaceRenderer, photo: torch.Tensor, rendering: Ren
     to_camera[..., 2] += renderer.camera.distance
     cosine = (rendering.normals * torch.nn.functional.normalize(to_camera, dim=-1)).sum(-1)
     facing = ((cosine - min_facing) / min_facing).clamp(0, 1)
-    skin = sample_image(mask[..., None].to(photo), xy)[..., 0].clamp(0, 1) if mask is not None else 1.0
+    skin = mask_at_vertices(mask, rendering) if mask is not None else 1.0
     confidence = samples.visibility * inside * agrees * facing * skin
     return VertexSamples(samples.colors * (confidence > 0).unsqueeze(-1), confidence)
 
@@ -435,8 +441,8 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
     delit, lit = unshade(samples.colors, fitted.normals, params["gamma"])
     confidence = samples.visibility * lit
     if gated:
-        skin = sample_image(mask[..., None].to(photo), fitted.screen[..., :2])[..., 0].clamp(0, 1)
-        gate = occluder_gate(delit, coarse, confidence, skin, mesh_graph(model.triangles, model.num_vertices))
+        skin = mask_at_vertices(mask, fitted)
+        gate = occluder_gate(delit, coarse, confidence, skin, scipy_adjacency(model.triangles, model.num_vertices))
         confidence = confidence * gate
         read = (confidence > 0).unsqueeze(-1)
         samples = VertexSamples(samples.colors * read, samples.visibility * gate)

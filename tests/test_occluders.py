@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from facelib.losses import agreement, mesh_graph, occluder_gate
+from facelib.losses import agreement, occluder_gate
+from facelib.mesh.graph import scipy_adjacency
 
 
 def grid_mesh(n: int) -> tuple[torch.Tensor, int]:
@@ -23,7 +24,7 @@ def flat_scene(n: int, albedo: float = 0.6):
     """An n x n grid whose 3DMM albedo is flat, read exactly and all skin: (graph, coarse, delit, skin, rows, cols)."""
     triangles, v = grid_mesh(n)
     coarse = torch.full((1, v, 3), albedo)
-    return mesh_graph(triangles, v), coarse, coarse.clone(), torch.ones(1, v), torch.arange(v) // n, torch.arange(v) % n
+    return scipy_adjacency(triangles, v), coarse, coarse.clone(), torch.ones(1, v), torch.arange(v) // n, torch.arange(v) % n
 
 
 def reference_components(flags: np.ndarray, graph) -> list[set[int]]:
@@ -45,9 +46,9 @@ def reference_components(flags: np.ndarray, graph) -> list[set[int]]:
     return parts
 
 
-def test_mesh_graph_is_the_symmetric_vertex_adjacency():
+def test_scipy_adjacency_is_the_symmetric_vertex_adjacency():
     triangles, v = grid_mesh(4)
-    graph = mesh_graph(triangles, v)
+    graph = scipy_adjacency(triangles, v)
     dense = graph.toarray()
     assert (dense == dense.T).all() and set(np.unique(dense)) == {0.0, 1.0} and dense.trace() == 0
     assert dense[0].sum() == 2 and dense[5].sum() == 6  # a corner and an inner vertex of the grid
@@ -106,7 +107,7 @@ def test_the_gate_takes_soft_values_of_m_face_on_occluders_and_grows_them_by_rin
 
 def test_the_gate_checks_its_inputs():
     triangles, v = grid_mesh(5)
-    graph = mesh_graph(triangles, v)
+    graph = scipy_adjacency(triangles, v)
     x = torch.rand(1, v, 3)
     with pytest.raises(ValueError, match="skin must be"):
         occluder_gate(x, x, torch.ones(1, v), torch.ones(1, v + 1), graph)

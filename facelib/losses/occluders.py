@@ -48,18 +48,6 @@ EPS = 0.02
 """Added to both albedos before the log ratio, so that near-black readings do not dominate it."""
 
 
-def mesh_graph(triangles: torch.Tensor, num_vertices: int) -> sp.csr_matrix:
-    """The mesh's vertex adjacency as a SciPy CSR matrix (0/1, symmetric), for :func:`occluder_gate`."""
-    faces = triangles.detach().cpu().long().numpy()
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = edges[edges[:, 0] != edges[:, 1]]
-    ones = np.ones(len(edges) * 2, dtype=np.float32)
-    rows, cols = np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])
-    graph = sp.csr_matrix((ones, (rows, cols)), shape=(num_vertices, num_vertices))
-    graph.data[:] = 1.0
-    return graph
-
-
 def agreement(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.Tensor, inlier: float = 0.4,
               outlier: float = 0.8) -> torch.Tensor:
     """a_i: how well the de-lit reading agrees with the 3DMM albedo, after the face's median tint (see the module).
@@ -98,7 +86,7 @@ def occluder_gate(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.T
         coarse: (B, V, 3) T, the 3DMM albedo.
         confidence: (B, V) the reading's confidence before any M_face (0: not read).
         skin: (B, V) M_face at the projected vertices, in [0, 1].
-        graph: (V, V) the mesh's adjacency (:func:`mesh_graph`).
+        graph: (V, V) the mesh's adjacency (:func:`facelib.mesh.graph.scipy_adjacency`).
         inlier, outlier: see :func:`agreement`.
         min_share: the smallest occluder, as a share of the mesh's vertices (0.01: 124 vertices of the
             level-1 open model, about 6 cm^2 of face).

@@ -89,7 +89,9 @@ def _edges(faces: np.ndarray, num_vertices: int) -> np.ndarray:
     return np.stack([keys // num_vertices, keys % num_vertices], 1)
 
 
-def _adjacency(faces: torch.Tensor | np.ndarray, num_vertices: int) -> sp.csr_matrix:
+def scipy_adjacency(faces: torch.Tensor | np.ndarray, num_vertices: int) -> sp.csr_matrix:
+    """:func:`adjacency` as a SciPy CSR matrix (float64 0/1, symmetric, zero diagonal), for SciPy's graph
+    algorithms (connected components, ring growth by products)."""
     edges = _edges(_check_faces(faces, num_vertices).numpy(), num_vertices)
     rows = np.concatenate([edges[:, 0], edges[:, 1]])
     cols = np.concatenate([edges[:, 1], edges[:, 0]])
@@ -110,7 +112,7 @@ def adjacency(faces: torch.Tensor | np.ndarray, num_vertices: int, dtype: torch.
     Returns:
         (V, V) sparse COO tensor, coalesced, 2E stored entries.
     """
-    return scipy_to_torch(_adjacency(faces, num_vertices), dtype)
+    return scipy_to_torch(scipy_adjacency(faces, num_vertices), dtype)
 
 
 def vertex_degrees(adjacency_matrix: torch.Tensor) -> torch.Tensor:
@@ -131,7 +133,7 @@ def vertex_degrees(adjacency_matrix: torch.Tensor) -> torch.Tensor:
 
 def _scaled_adjacency(faces: torch.Tensor | np.ndarray, num_vertices: int) -> sp.csr_matrix:
     """D^-1/2 A D^-1/2 in float64 (isolated vertices: zero rows and columns)."""
-    a = _adjacency(faces, num_vertices)
+    a = scipy_adjacency(faces, num_vertices)
     deg = np.asarray(a.sum(axis=1)).ravel()
     inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1.0)), 0.0)
     scale = sp.diags(inv_sqrt)
