@@ -131,3 +131,43 @@ def test_lesson05_atomic_save_check_catches_in_place_writes():
     assert "destroyed the previous checkpoint" in ex.evaluate(plain)[1]
     status, message = ex.evaluate(buffered)
     assert status is Status.WRONG and "overwritten in place" in message
+
+
+def test_lesson05_adversarial_step_check_catches_the_common_mistakes():
+    from facelib.course import lesson05
+    from facelib.losses import critic_loss, generator_loss
+
+    ex = lesson05.adversarial_step_exercise
+    assert ex.evaluate(lesson05.adversarial_step)[0] is Status.CORRECT
+
+    def make(*, stale_critic=False, zero_grad=True, rng_used=True, one_critic_step=False):
+        def step(gen, critic, g_opt, c_opt, real, inputs, critic_steps=1, penalty_weight=10.0, rng=None):
+            fake = gen(inputs)
+            if stale_critic:  # the generator scored by the critic before its update
+                g_loss = generator_loss(critic, fake)
+                g_opt.zero_grad()
+                g_loss.backward(retain_graph=True)
+                grads = [p.grad.clone() for p in gen.parameters()]
+            for _ in range(1 if one_critic_step else critic_steps):
+                c_loss, _ = critic_loss(critic, real, fake, penalty_weight, generator=rng if rng_used else None)
+                if zero_grad:
+                    c_opt.zero_grad()
+                c_loss.backward()
+                c_opt.step()
+            if stale_critic:
+                for p, g in zip(gen.parameters(), grads):
+                    p.grad = g
+            else:
+                g_loss = generator_loss(critic, fake)
+                if zero_grad:
+                    g_opt.zero_grad()
+                g_loss.backward()
+            g_opt.step()
+            return {"critic": float(c_loss.detach()), "generator": float(g_loss.detach())}
+        return step
+
+    assert ex.evaluate(make())[0] is Status.CORRECT
+    assert "updated critic" in ex.evaluate(make(stale_critic=True))[1]
+    assert "zero each optimiser's gradients" in ex.evaluate(make(zero_grad=False))[1]
+    assert "critic_steps=3" in ex.evaluate(make(one_critic_step=True))[1]
+    assert "generator=rng" in ex.evaluate(make(rng_used=False))[1]
