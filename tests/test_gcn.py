@@ -191,3 +191,21 @@ def test_texture_gcn_preactivation_is_the_output_before_the_tanh(hierarchy):
         torch.nn.init.normal_(lin.weight, std=0.1)
     expected = (inputs[0] + torch.tanh(residual.preactivation(*inputs))).clamp(0, 1)
     torch.testing.assert_close(residual(*inputs), expected)
+
+
+def test_layer_shapes_follow_the_hierarchy_and_leave_no_hooks(hierarchy):
+    net = TextureGCN(hierarchy, "paper")
+    b, v = 1, hierarchy.num_vertices[0]
+    args = (torch.rand(b, v, 3), torch.rand(b, v, 3), torch.ones(b, v, 1), torch.randn(b, net.config.embedding_dim))
+    layers = net.layer_shapes(*args)
+    depth = len(net.config.refiner_encoder) - 1
+    refiner = [(layer, level) for branch, layer, level, _ in layers if branch == "Refiner"]
+    assert [lv for layer, lv in refiner if layer == "encoder"] == list(range(depth + 1))
+    assert [lv for layer, lv in refiner if layer == "decoder"] == list(range(depth - 1, -1, -1))
+    assert [branch for branch, *_ in layers][-1] == "CombineNet"
+    for branch, layer, level, shape in layers:
+        assert shape[:2] == (b, hierarchy.num_vertices[level]), (branch, layer)
+    assert layers[-1][3] == (b, v, 3)
+    decoder = [(layer, level, shape) for branch, layer, level, shape in layers if branch == "Decoder"]
+    assert decoder[0][:2] == ("fc", hierarchy.num_levels - 1) and decoder[-1][2] == (b, v, 3)
+    assert all(not m._forward_hooks for m in net.modules())

@@ -71,3 +71,20 @@ def test_show_photo_displays_a_small_jpeg(tmp_path):
     assert shown.size == (300, 150)
     with pytest.raises(FileNotFoundError, match="no such image"):
         show_photo(tmp_path / "missing.png")
+
+
+def test_network_figure_draws_a_panel_per_branch_with_level_labels():
+    import matplotlib.pyplot as plt
+
+    from facelib.viz import network_figure
+
+    layers = [("Refiner", "encoder", 0, (1, 40, 8)), ("Refiner", "encoder", 1, (1, 10, 8)), ("Refiner", "decoder", 0, (1, 40, 8)),
+              ("Decoder", "fc", 1, (1, 10, 4)), ("Decoder", "decoder", 0, (1, 40, 3)), ("CombineNet", "conv", 0, (1, 40, 3))]
+    fig = network_figure(layers, [40, 10], inputs={"Refiner": "reads x"})
+    assert [ax.get_title() for ax in fig.axes] == ["Refiner", "Decoder", "CombineNet"]
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "(1, 40, 8)" in texts and "reads x" in texts
+    assert "level 1\n10 vertices" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no layers"):
+        network_figure([], [40])

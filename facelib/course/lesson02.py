@@ -146,3 +146,62 @@ cheb_conv_exercise = Exercise(
     "Exercise 2.3: a Chebyshev convolution", cheb_conv, _test_cheb_conv,
     "Compute the K terms with your chebyshev_basis (K = weight.shape[0]), multiply term k by W_k, sum over k, add the bias.",
 )
+
+
+def res_block(x: torch.Tensor, laplacian: torch.Tensor, conv1: tuple[torch.Tensor, torch.Tensor],
+              conv2: tuple[torch.Tensor, torch.Tensor], shortcut: torch.Tensor | None) -> torch.Tensor:
+    """The residual block of the Refiner and Decoder (facelib's :class:`~facelib.gcn.blocks.ChebResBlock`):
+
+        h = ELU(conv1(x)),   y = ELU(conv2(h) + s(x)),   s(x) = x (C_in = C_out) or x S (a linear map, no bias).
+
+    Args:
+        x: (V, C_in). laplacian: (V, V) L~.
+        conv1: (weight (K, C_in, C_out), bias (C_out,)). conv2: (weight (K, C_out, C_out), bias (C_out,)).
+        shortcut: (C_in, C_out) S, or None when C_in = C_out.
+
+    Returns:
+        (V, C_out).
+    """
+    h = torch.nn.functional.elu(cheb_conv(x, laplacian, *conv1))
+    skip = x if shortcut is None else x @ shortcut
+    return torch.nn.functional.elu(cheb_conv(h, laplacian, *conv2) + skip)
+
+
+def block_weights(block) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+    """A ChebResBlock's parameters in exercise 2.4's layout: ((W1, b1), (W2, b2), S or None)."""
+    def conv(c):
+        return c.weight_stack().detach(), c.bias.detach()
+    shortcut = None if block.shortcut is None else block.shortcut.weight_stack()[0].detach()
+    return conv(block.conv1), conv(block.conv2), shortcut
+
+
+def _test_res_block(answer) -> None:
+    from facelib.gcn.blocks import ChebResBlock
+    from facelib.mesh.graph import chebyshev_laplacian
+
+    faces, v = _small_mesh()
+    lap = chebyshev_laplacian(faces, v).to_dense().double()
+    torch.manual_seed(21)
+    for c_in, c_out in ((3, 5), (4, 4)):
+        block = ChebResBlock(c_in, c_out, K=3).double()
+        for p in block.parameters():  # non-zero biases, so that a missing bias shows
+            torch.nn.init.normal_(p, 0.0, 0.5)
+        x = torch.randn(v, c_in, dtype=torch.float64)
+        conv1, conv2, shortcut = block_weights(block)
+        what = f"the block's output with C_in = {c_in}, C_out = {c_out}"
+        out = expect_tensor(answer(x, lap, conv1, conv2, shortcut), what, (v, c_out)).double()
+        with torch.no_grad():
+            expected = block(x[None], lap)[0]
+        if not torch.allclose(out, expected, atol=1e-6):
+            plain = torch.nn.functional.elu(cheb_conv(torch.nn.functional.elu(cheb_conv(x, lap, *conv1)), lap, *conv2))
+            expect(not torch.allclose(out, plain, atol=1e-6), f"{what}: the shortcut is missing: add s(x) before the last ELU")
+            inside = torch.nn.functional.elu(cheb_conv(torch.nn.functional.elu(cheb_conv(x, lap, *conv1)), lap, *conv2)) \
+                + (x if shortcut is None else x @ shortcut)
+            expect(not torch.allclose(out, inside, atol=1e-6), f"{what}: the shortcut is added after the last ELU; add it before")
+            expect_close(out, expected, what, atol=1e-6)
+
+
+res_block_exercise = Exercise(
+    "Exercise 2.4: the Refiner's residual block", res_block, _test_res_block,
+    "h = elu(cheb_conv(x, L, *conv1)); the skip is x itself or x @ shortcut; y = elu(cheb_conv(h, L, *conv2) + skip).",
+)

@@ -439,6 +439,45 @@ class TextureGCN(nn.Module):
             return decoded, refined, torch.cat([evidence, visibility], dim=-1)
         return decoded, refined
 
+    def layer_shapes(self, coarse_albedo: torch.Tensor, image_colors: torch.Tensor, visibility: torch.Tensor,
+                     embedding: torch.Tensor, delit: torch.Tensor | None = None) -> list[tuple[str, str, int, tuple[int, ...]]]:
+        """What each layer outputs in one forward pass, in call order (to draw the networks, lesson 02).
+
+        Args:
+            coarse_albedo, image_colors, visibility, embedding, delit: as for :meth:`forward`.
+
+        Returns:
+            (branch, layer, mesh level, output shape) per layer: branch "Refiner", "Decoder" or
+            "CombineNet"; layer "encoder", "bottleneck", "decoder", "output", "fc" or "conv"; shapes
+            (B, V_level, C).
+        """
+        records: list[tuple[str, str, int, tuple[int, ...]]] = []
+        levels = {v: level for level, v in enumerate(self.operators.num_vertices)}
+
+        def recorder(branch: str, layer: str, shape_of=lambda out: tuple(out.shape)):
+            def hook(module, inputs, output):
+                shape = shape_of(output)
+                records.append((branch, layer, levels[shape[1]], shape))
+            return hook
+
+        hooks = []
+        if self.refiner is not None:
+            for layer in ("encoder", "bottleneck", "decoder"):
+                hooks += [m.register_forward_hook(recorder("Refiner", layer)) for m in getattr(self.refiner, layer)]
+            hooks.append(self.refiner.output.register_forward_hook(recorder("Refiner", "output")))
+        if self.decoder is not None:
+            d = self.decoder
+            hooks.append(d.fc.register_forward_hook(recorder("Decoder", "fc", lambda out: (out.shape[0], d.start_vertices, d.start_channels))))
+            hooks += [m.register_forward_hook(recorder("Decoder", "decoder")) for m in d.blocks]
+        hooks.append(self.combine.conv.register_forward_hook(recorder("CombineNet", "conv")))
+        try:
+            with torch.no_grad():
+                self(coarse_albedo, image_colors, visibility, embedding, delit)
+        finally:
+            for h in hooks:
+                h.remove()
+        return records
+
     def summary(self) -> str:
         """Parameter counts per network, and the hierarchy's sizes."""
         rows = [f"TextureGCN ({self.config.name}, K={self.config.K}, {self.config.block} blocks, embedding {self.config.embedding_dim})",
