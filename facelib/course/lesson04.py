@@ -81,3 +81,26 @@ gradient_penalty_exercise = Exercise(
     "torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True), flatten each sample's gradient, take its norm, "
     "and average (norm - 1)^2.",
 )
+
+
+def texture_pairs(n: int, size: int = 96, seed: int = 4, level: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs of images that differ only in the texture, for a critic of texture realism.
+
+    Synthetic faces (their own split, never the benchmark's) rendered twice into the same photo, with
+    the same shape, pose and light: once with the true albedo, which has the detail layer (freckles,
+    moles, stubble, lip and brow colour), once with its smooth 3DMM part alone, what a 3DMM can hold.
+
+    Returns:
+        (n, size, size, 3) twice: the detailed images ("photos") and the 3DMM renderings.
+    """
+    from facelib.data import SyntheticFaces
+
+    faces = SyntheticFaces(n=n, size=size, seed=seed, level=level, split="lesson04-critic")
+    detailed, smooth = [], []
+    for batch in faces.batches(32):
+        with torch.no_grad():
+            shape = faces.model.shape(batch["id"], batch["exp"])
+            for albedo, out in ((batch["albedo"], detailed), (batch["albedo_base"], smooth)):
+                r = faces.renderer.render(shape, albedo, batch["angles"], batch["translation"], batch["gamma"])
+                out.append(r.image.clamp(0, 1) * r.mask[..., None] + batch["image"] * (1 - r.mask[..., None]))
+    return torch.cat(detailed), torch.cat(smooth)
