@@ -148,3 +148,84 @@ photometric_loss_exercise = Exercise(
     "Per pixel: the square root of the summed squared RGB differences. Multiply by the mask, sum per image, divide by that "
     "image's mask sum (clamped to >= 1), then average over the batch.",
 )
+
+
+def vertex_colors(image: torch.Tensor, screen: torch.Tensor, zbuf: torch.Tensor, normals: torch.Tensor, points: torch.Tensor,
+                  camera_distance: float = 10.0, tolerance: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """T_p: the photo's colour at each projected vertex, and whether the vertex is visible there.
+
+    A vertex is visible when it projects inside the image, faces the camera (n . (c - p) > 0, the
+    camera at c = (0, 0, camera_distance)) and passes the depth test ``depth <= z + tolerance * depth``
+    against the z-buffer's depth z at a covered pixel around its projection. Its colour is the
+    bilinear sample of the image (:func:`facelib.render.sample_image`), zero where hidden.
+
+    Args:
+        image: (B, H, W, 3). screen: (B, V, 3) pixel x, pixel y, depth. zbuf: (B, H, W), -1 on background.
+        normals, points: (B, V, 3) posed normals and vertices.
+
+    Returns:
+        colors (B, V, 3) and visibility (B, V) 0/1 float.
+    """
+    from facelib.render.sample import sample_vertex_colors
+
+    s = sample_vertex_colors(image, screen, zbuf, normals, points, camera_distance, tolerance)
+    return s.colors, s.visibility
+
+
+def _scene() -> tuple[torch.Tensor, ...]:
+    """A 4 x 4 image and z-buffer with six vertices, one per rule."""
+    image = torch.arange(48, dtype=torch.float64).view(1, 4, 4, 3) / 48
+    zbuf = torch.full((1, 4, 4), 9.0, dtype=torch.float64)
+    zbuf[0, :, 3] = -1.0  # the right column is background
+    screen = torch.tensor([[[1.5, 1.5, 9.0],    # in front, facing: visible
+                            [2.5, 0.5, 9.8],    # behind the surface there (hidden by the z-buffer)
+                            [5.0, 1.0, 9.0],    # outside the image
+                            [3.5, 2.5, 9.0],    # on the background: nothing rendered covers it
+                            [0.5, 2.5, 9.0],    # back-facing
+                            [1.2, 2.7, 9.05]]], dtype=torch.float64)  # just behind, inside the tolerance: visible
+    normals = torch.tensor([[[0, 0, 1.0]] * 4 + [[0, 0, -1.0]] + [[0, 0, 1.0]]], dtype=torch.float64)
+    points = torch.zeros(1, 6, 3, dtype=torch.float64)
+    points[..., 2] = 10.0 - screen[..., 2]
+    return image, screen, zbuf, normals, points
+
+
+def _test_vertex_colors(answer) -> None:
+    from facelib.render.sample import sample_image, vertex_visibility
+
+    image, screen, zbuf, normals, points = _scene()
+    out = answer(image, screen, zbuf, normals, points)
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, "return (colors, visibility)")
+    colors = expect_tensor(out[0], "the colours", (1, 6, 3)).double()
+    vis = expect_tensor(out[1], "the visibility", (1, 6)).double()
+    expect(set(vis.flatten().tolist()) <= {0.0, 1.0}, "the visibility is a 0/1 flag per vertex")
+    rules = ["a vertex in front of everything, facing the camera", "a vertex behind the surface the z-buffer holds there",
+             "a vertex projecting outside the image", "a vertex on the background (z-buffer -1: nothing covers it)",
+             "a back-facing vertex (n . (c - p) < 0)", "a vertex just behind the surface, within the depth tolerance"]
+    expected = [1, 0, 0, 0, 0, 1]
+    for i, (rule, e) in enumerate(zip(rules, expected)):
+        expect(vis[0, i] == e, f"{rule} should be {'visible' if e else 'hidden'}")
+    expect(bool((colors[vis == 0] == 0).all()), "the colour of a hidden vertex should be zero (the Refiner reads zero there)")
+    expect_close(colors[0, 0], sample_image(image, screen[..., :2])[0, 0], "the colour of the visible vertex "
+                 "(bilinear, pixel centres at j + 0.5: use facelib.render.sample_image)")
+    # A real face turned to the side: the nose hides part of the far cheek.
+    from facelib.morphable import load_open_model
+    from facelib.render import FaceRenderer
+
+    model = load_open_model(level=0, verbose=False)
+    renderer = FaceRenderer.for_model(model, 64)
+    with torch.no_grad():
+        r = renderer.render(model.mean_shape[None], model.mean_tex[None], torch.tensor([[0.1, 0.8, 0.0]]))
+    photo = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(3))
+    c, v = answer(photo, r.screen, r.depth, r.normals, r.points, renderer.camera.distance)
+    truth = vertex_visibility(r.screen, r.depth, r.normals, r.points, renderer.camera.distance)
+    agree = float((expect_tensor(v, "the visibility on a face", truth.shape).float() == truth).float().mean())
+    expect(agree > 0.97, f"on a turned face your visibility agrees with facelib's at only {agree:.1%} of the vertices: "
+                         "test the depth at the covered pixels around the projection (floor(x - 0.5) and the next one, the same in y)")
+
+
+vertex_colors_exercise = Exercise(
+    "Exercise 3.4: T_p, the photo at the visible vertices", vertex_colors, _test_vertex_colors,
+    "inside = 0 <= x < W and 0 <= y < H; facing: (normals * (c - points)).sum(-1) > 0 with c = (0, 0, distance); depth test: "
+    "gather the z-buffer at the pixels around (x, y), keep the covered ones (z > 0), pass when depth <= z + tolerance * depth. "
+    "Colours: sample_image(image, screen[..., :2]) * visibility.",
+)

@@ -104,3 +104,54 @@ def texture_pairs(n: int, size: int = 96, seed: int = 4, level: int = 1) -> tupl
                 r = faces.renderer.render(shape, albedo, batch["angles"], batch["translation"], batch["gamma"])
                 out.append(r.image.clamp(0, 1) * r.mask[..., None] + batch["image"] * (1 - r.mask[..., None]))
     return torch.cat(detailed), torch.cat(smooth)
+
+
+def vertex_losses(albedo: torch.Tensor, refined: torch.Tensor, image_colors: torch.Tensor, shaded: torch.Tensor,
+                  visibility: torch.Tensor, shaded_3dmm: torch.Tensor, hidden_weight: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lin et al.'s two vertex losses (facelib's :func:`~facelib.losses.vertex_loss` and :func:`~facelib.losses.projected_color_loss`):
+
+        L_vert(T, T')    = mean_{i,c} |T - T'|
+        L_vert(T_p, T~') = sum_i v_i |T_p,i - T~'_i|_1 / (3 sum_i v_i) + w_h sum_i (1 - v_i) |T~_3DMM,i - T~'_i|_1 / (3 sum_i (1 - v_i))
+
+    Args:
+        albedo: (B, V, 3) T. refined: (B, V, 3) T'. image_colors: (B, V, 3) T_p. shaded: (B, V, 3) T~', T' lit.
+        visibility: (B, V) 0/1. shaded_3dmm: (B, V, 3) T lit. hidden_weight: w_h (the official code: 0.3).
+
+    Returns:
+        The two losses, () each.
+    """
+    from facelib.losses import projected_color_loss, vertex_loss
+
+    return vertex_loss(albedo, refined), projected_color_loss(image_colors, shaded, visibility, shaded_3dmm, hidden_weight)
+
+
+def _test_vertex_losses(answer) -> None:
+    g = torch.Generator().manual_seed(44)
+    b, v = 2, 50
+    t, t_ref, tp, shaded, shaded_3dmm = (torch.rand(b, v, 3, generator=g, dtype=torch.float64) for _ in range(5))
+    vis = (torch.rand(b, v, generator=g) > 0.4).double()
+    out = answer(t, t_ref, tp, shaded, vis, shaded_3dmm, 0.3)
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, "return (L_vert(T, T'), L_vert(T_p, T~'))")
+    l_t = expect_tensor(torch.as_tensor(out[0]), "L_vert(T, T')", ()).double()
+    l_p = expect_tensor(torch.as_tensor(out[1]), "L_vert(T_p, T~')", ()).double()
+    ref_t, ref_p = vertex_losses(t, t_ref, tp, shaded, vis, shaded_3dmm, 0.3)
+    expect(abs(float(l_t - ref_t)) < 1e-9, "L_vert(T, T') is the mean of |T - T'| over vertices and channels (L1, not squared)")
+    only_visible = ((tp - shaded).abs() * vis[..., None]).sum() / (3 * vis.sum())
+    expect(abs(float(l_p - (tp - shaded).abs().mean())) > 1e-9,
+           "L_vert(T_p, T~') counts only the visible vertices: T_p is zero where the vertex is hidden")
+    expect(abs(float(l_p - only_visible)) > 1e-9, "the hidden vertices' term is missing: add hidden_weight x the mean |T~_3DMM - T~'| "
+                                                   "over the hidden vertices")
+    expect(abs(float(l_p - ref_p)) < 1e-9, "L_vert(T_p, T~') is off: the visible term is a mean over visible vertices and the "
+                                            "three channels (divide by 3 x their number); the hidden term the same over the hidden ones")
+    _, zero_w = answer(t, t_ref, tp, shaded, vis, shaded_3dmm, 0.0)
+    expect(abs(float(zero_w) - float(only_visible)) < 1e-9, "with hidden_weight = 0 only the visible term is left")
+    _, all_visible = answer(t, t_ref, tp, shaded, torch.ones(b, v, dtype=torch.float64), shaded_3dmm, 0.3)
+    expect(abs(float(all_visible) - float((tp - shaded).abs().mean())) < 1e-9,
+           "with every vertex visible there are no hidden vertices: their term must be 0 (guard the division by their count)")
+
+
+vertex_losses_exercise = Exercise(
+    "Exercise 4.4: the two vertex losses", vertex_losses, _test_vertex_losses,
+    "v = visibility[..., None]; visible term ((T_p - T~') .abs() * v).sum() / (3 * v.sum()); hidden term the same with 1 - v and "
+    "T~_3DMM in place of T_p, its count clamped to at least 1.",
+)
