@@ -171,3 +171,37 @@ def test_lesson05_adversarial_step_check_catches_the_common_mistakes():
     assert "zero each optimiser's gradients" in ex.evaluate(make(zero_grad=False))[1]
     assert "critic_steps=3" in ex.evaluate(make(one_critic_step=True))[1]
     assert "generator=rng" in ex.evaluate(make(rng_used=False))[1]
+
+
+def test_lesson02_to_04_checks_on_the_papers_parts_catch_the_common_mistakes():
+    import torch
+    import torch.nn.functional as F
+
+    from facelib.course import lesson02, lesson03, lesson04
+    from facelib.render.sample import sample_image
+
+    ex = lesson02.res_block_exercise
+    assert ex.evaluate(lesson02.res_block)[0] is Status.CORRECT
+    no_skip = lambda x, lap, c1, c2, s: F.elu(lesson02.cheb_conv(F.elu(lesson02.cheb_conv(x, lap, *c1)), lap, *c2))  # noqa: E731
+    assert "shortcut is missing" in ex.evaluate(no_skip)[1]
+
+    ex = lesson03.vertex_colors_exercise
+    assert ex.evaluate(lesson03.vertex_colors)[0] is Status.CORRECT
+
+    def no_depth_test(image, screen, zbuf, normals, points, camera_distance=10.0, tolerance=0.01):
+        x, y, _ = screen.unbind(-1)
+        inside = (x >= 0) & (x < zbuf.shape[2]) & (y >= 0) & (y < zbuf.shape[1])
+        camera = torch.tensor([0.0, 0.0, camera_distance], dtype=points.dtype)
+        vis = (inside & ((normals * (camera - points)).sum(-1) > 0)).to(image.dtype)
+        return sample_image(image, screen[..., :2]) * vis[..., None], vis
+
+    assert "behind the surface" in ex.evaluate(no_depth_test)[1]
+
+    ex = lesson04.vertex_losses_exercise
+    assert ex.evaluate(lesson04.vertex_losses)[0] is Status.CORRECT
+
+    def no_hidden_term(t, refined, tp, shaded, vis, shaded_3dmm, hidden_weight=0.3):
+        v = vis[..., None]
+        return (t - refined).abs().mean(), ((tp - shaded).abs() * v).sum() / (3 * v.sum())
+
+    assert "hidden vertices' term is missing" in ex.evaluate(no_hidden_term)[1]
