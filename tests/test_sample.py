@@ -1,5 +1,6 @@
 """Image colours at projected vertices and their visibility (T_p)."""
 
+import pytest
 import torch
 
 from facelib.render import FaceRenderer, sample_image, vertex_visibility
@@ -55,3 +56,21 @@ def test_gradients_reach_the_image_and_the_shape(open_model):
     out = renderer.render(shape, open_model.mean_tex[None])
     renderer.sample_colors(photo, out).colors.sum().backward()
     assert photo.grad.abs().sum() > 0 and shape.grad.abs().sum() > 0
+
+
+def test_turntable_shows_one_mesh_from_each_side(open_model):
+    from facelib.render import FaceRenderer
+
+    renderer = FaceRenderer.for_model(open_model, 64)
+    views = renderer.turntable(open_model.mean_shape, open_model.mean_tex, yaws=(-0.6, 0.0, 0.6))
+    assert views.shape == (3, 64, 64, 3) and 0 <= views.min() and views.max() <= 1
+    painted = renderer.turntable(open_model.mean_shape, open_model.mean_tex, yaws=(0.0,), lit=False)
+    front = renderer.paint(open_model.mean_shape[None], open_model.mean_tex[None].clamp(0, 1)).image.clamp(0, 1)
+    assert torch.allclose(painted[0], front[0])
+    # The mean face is nearly symmetric: turned left is close to turned right, mirrored.
+    left, right = views[0], views[2].flip(1)
+    covered = (left.sum(-1) > 0) & (right.sum(-1) > 0)
+    assert covered.float().mean() > 0.2 and (left - right).abs()[covered].mean() < 0.05
+    assert (views[0] - views[1]).abs().mean() > 0.01  # and different sides do look different
+    with pytest.raises(ValueError, match="one mesh"):
+        renderer.turntable(open_model.mean_shape[None], open_model.mean_tex[None])

@@ -96,6 +96,31 @@ class FaceRenderer:
         """
         return self.render(vertices, colors / AMBIENT_IRRADIANCE, angles)
 
+    def turntable(self, vertices: torch.Tensor, albedo: torch.Tensor, yaws: tuple[float, ...] = (-0.9, -0.45, 0.0, 0.45, 0.9),
+                  lit: bool = True) -> torch.Tensor:
+        """One mesh seen from several sides: the static stand-in for a 3D viewer (stored notebooks, CI).
+
+        Args:
+            vertices: (V, 3) a shape in model space. albedo: (V, 3) its colours.
+            yaws: the views' yaw angles in radians (turns about the vertical axis; 0 is frontal).
+            lit: shade with a soft light from the front and a little above (False: the colours as they are).
+
+        Returns:
+            (len(yaws), H, W, 3) images in [0, 1], black background.
+        """
+        if vertices.ndim != 2 or albedo.shape != vertices.shape:
+            raise ValueError(f"turntable takes one mesh: vertices and albedo (V, 3), got {tuple(vertices.shape)} and {tuple(albedo.shape)}")
+        n = len(yaws)
+        angles = vertices.new_zeros(n, 3)
+        angles[:, 1] = torch.tensor(yaws, dtype=vertices.dtype, device=vertices.device)
+        shapes, colors = vertices.detach()[None].expand(n, -1, -1), albedo.detach().clamp(0, 1)[None].expand(n, -1, -1)
+        with torch.no_grad():
+            if not lit:
+                return self.paint(shapes, colors, angles).image.clamp(0, 1)
+            gamma = vertices.new_zeros(n, 3, 9)
+            gamma[:, :, 2], gamma[:, :, 1] = 0.3, -0.1  # SH band 1: light from the camera's side and a little above
+            return self.render(shapes, colors, angles, gamma=gamma.view(n, 27)).image.clamp(0, 1)
+
     def sample_colors(self, image: torch.Tensor, rendering: Rendering, tolerance: float = 0.01) -> VertexSamples:
         """The photo's colour at each projected vertex of ``rendering`` and its visibility (T_p).
 

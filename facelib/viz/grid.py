@@ -112,3 +112,21 @@ def show_photo(path: str | Path, max_side: int = 900, quality: int = 85):
     image.save(buffer, format="JPEG", quality=quality)
     display(IPImage(data=buffer.getvalue(), format="jpeg"))
     return image
+
+
+def show_as_jpeg(fig=None, quality: int = 85) -> None:
+    """Shows a matplotlib figure (default: the current one) in a notebook as a JPEG, and closes it.
+
+    For figures of photos and renderings, which a notebook would otherwise store as PNGs several
+    times larger (see :func:`show_photo`); plots of lines and text should stay PNGs.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image as IPImage, display
+
+    fig = fig if fig is not None else plt.gcf()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="jpeg", pil_kwargs={"quality": quality}, bbox_inches="tight")
+    plt.close(fig)
+    display(IPImage(data=buffer.getvalue(), format="jpeg"))
