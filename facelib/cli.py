@@ -54,7 +54,7 @@ def _reconstruct_config(args: argparse.Namespace):
     from facelib.reconstruct import ReconstructConfig
     from facelib.refine import RefineConfig
 
-    overrides = {k: v for k, v in (("size", args.size), ("level", args.level)) if v is not None}
+    overrides = {k: v for k, v in (("size", args.size), ("level", args.level), ("face", getattr(args, "face", None))) if v is not None}
     if args.no_face_mask and args.face_mask not in (None, "off"):
         raise ValueError(f"--no-face-mask means --face-mask off, but --face-mask {args.face_mask} was given too: give one of them")
     face_mask = "off" if args.no_face_mask else args.face_mask
@@ -77,7 +77,7 @@ def _reconstruct_config(args: argparse.Namespace):
 def _reconstruct(args: argparse.Namespace) -> int:
     from facelib.data import ImageError
     from facelib.nets import FaceNetWeightsError, RegressorWeightsError
-    from facelib.reconstruct import reconstruct
+    from facelib.reconstruct import FaceChoiceError, OutputFolderError, reconstruct
     from facelib.refine import TextureWeightsError
 
     try:
@@ -87,7 +87,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         return 2
     try:
         reconstruct(args.photo, args.out, config)
-    except (ImageError, TextureWeightsError, FaceNetWeightsError, RegressorWeightsError) as err:
+    except (ImageError, TextureWeightsError, FaceNetWeightsError, RegressorWeightsError, OutputFolderError, FaceChoiceError) as err:
         # Bad input is the user's to fix: say what is wrong, without a traceback. (NoFaceError is an ImageError.)
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -439,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("reconstruct", help="reconstruct the face of a photo: meshes, overlay, 3D viewer, summary")
     p.add_argument("photo", help="a photo with a face (JPEG, PNG, ...)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--face", type=int, default=None, metavar="K",
+                   help="with several faces, reconstruct the K-th by size (default 0: the largest; the run lists them)")
     reconstruct_options(p)
     p.set_defaults(func=_reconstruct)
 

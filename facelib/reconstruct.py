@@ -38,7 +38,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from facelib import config as settings
-from facelib.data import AlignedFace, align_face, load_rgb
+from facelib.data import AlignedFace, align_faces, load_rgb
 from facelib.data.images import image_to_tensor
 from facelib.fit import FitConfig, FitResult, fit
 from facelib.losses import skin_mask
@@ -52,6 +52,18 @@ NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the
               "(OBJ 'v x y z r g b', PLY red/green/blue)")
 
 Init = dict[str, torch.Tensor] | Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot be used (it names a file): raised before any work is done."""
+
+
+class FaceChoiceError(ValueError):
+    """``ReconstructConfig.face`` asks for a face the photo does not have."""
+
+
+GRAYSCALE_NOTE = ("the photo is grayscale: the fit and the texture treat it as colour, so the albedo comes out "
+                  "tinted (brows, lips and eyes take the colour model's hues); judge the shape, not the colours")
 
 
 @dataclass
@@ -80,6 +92,8 @@ class ReconstructConfig:
             :class:`~facelib.nets.IdentityEncoder`).
         overlay_max_side: the longest side of each panel of the overlay PNG.
         device: where fitting and refinement run (None: CUDA when available).
+        face: which of the photo's faces to reconstruct, counted from the largest (0) down; what was
+            found and which one was used is said on screen and in ``summary.json``.
     """
 
     size: int = field(default_factory=lambda: int(settings.pick(128, 224)))
@@ -95,6 +109,7 @@ class ReconstructConfig:
     download_facenet: bool = False
     overlay_max_side: int = 768
     device: str | None = None
+    face: int = 0
 
     texture_note: str | None = field(default=None, init=False)
     """Set when no trained TextureGCN weights were found: what runs instead, and how to get them."""
@@ -116,6 +131,8 @@ class ReconstructConfig:
             raise ValueError(f"level must be 0-3 (0: 3,141 vertices, each level about 4x more), got {self.level}")
         if self.fit_steps < 1 or self.refit_steps < 0:
             raise ValueError(f"need fit_steps >= 1 and refit_steps >= 0, got {self.fit_steps} and {self.refit_steps}")
+        if self.face < 0:
+            raise ValueError(f"face={self.face}: faces are counted from 0, the largest")
 
 
 @dataclass
@@ -477,6 +494,8 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     Raises:
         facelib.data.ImageError: the photo is missing, unreadable or too small.
         facelib.data.NoFaceError: no face was found in it.
+        OutputFolderError: ``out_dir`` names a file (checked before any work).
+        FaceChoiceError: ``config.face`` is not one of the faces found.
         facelib.refine.TextureWeightsError: ``config.gcn_weights`` cannot be used.
         facelib.nets.RegressorWeightsError: regressor weights were given (or found) but cannot be used.
     """
@@ -495,12 +514,25 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         clock = now
         say(f"  {stage:<24} {timings[stage]:6.1f} s")
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputFolderError(f"the output folder {out_dir} is a file: name a folder (it is created if missing)")
     say(f"facelib reconstruct: {photo_path} ({'fast' if settings.FAST else 'full'} mode: {config.size} px, mesh level {config.level})")
     if config.texture_note:
         say(f"  note: {config.texture_note}")
     image = load_rgb(photo_path)  # ImageError with the file's name for missing, damaged and non-image files
-    aligned = align_face(photo_path, size=config.size)
+    faces = align_faces(image, size=config.size, name=str(photo_path))  # read once; largest first
+    if config.face >= len(faces):
+        raise FaceChoiceError(f"{photo_path}: {len(faces)} face{'s' if len(faces) > 1 else ''} found, so --face takes "
+                              f"0 to {len(faces) - 1} (0 is the largest), not {config.face}")
+    aligned = faces[config.face]
+    choice = "the largest" if config.face == 0 else f"number {config.face} by size (--face {config.face})"
+    if len(faces) > 1:
+        say(f"  {len(faces)} faces found; reconstructing {choice}, box {_floats(aligned.detection.box)}"
+            + ("; --face K picks another (0 is the largest)" if config.face == 0 else ""))
     photo_full = image_to_tensor(image)
+    grayscale = bool((photo_full.amax(-1) - photo_full.amin(-1)).max() < 2.5 / 255)
+    if grayscale:
+        say(f"  note: {GRAYSCALE_NOTE}")
     lap("detect + align")
 
     device = settings.get_device(config.device, verbose=False)
@@ -562,6 +594,9 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     summary = {
         "photo": str(photo_path), "photo_size": list(aligned.photo_size),
         "detection": {"box": _floats(det.box), "score": round(det.score, 4), "points": [_floats(p) for p in det.points]},
+        "faces": {"found": len(faces), "used": config.face, "why": choice,
+                  "boxes": [_floats(f.detection.box) for f in faces]},
+        "grayscale": grayscale,
         "mode": "fast" if settings.FAST else "full", "device": str(device),
         "crop_size": config.size, "mesh": {"level": config.level, "vertices": model.num_vertices, "triangles": int(model.triangles.shape[0])},
         "init": init_label,

@@ -354,3 +354,34 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     assert main(["eval-reconstruct", "-n", "2", "--size", "64", "--gcn-weights", str(tmp_path / "none.pt")]) == 1
     captured = capsys.readouterr()
     assert "no such file" in captured.err and "facelib eval-reconstruct:" not in captured.out
+
+
+def test_cli_reconstruct_refuses_a_file_as_out_before_any_work(face_png, tmp_path, capsys):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    assert main(["reconstruct", str(face_png), "--out", str(taken)]) == 1
+    captured = capsys.readouterr()
+    assert "is a file" in captured.err and "detect + align" not in captured.out
+    assert taken.read_text() == "not a folder"
+
+
+def test_cli_reconstruct_says_which_face_and_notes_a_grayscale_photo(face_png, tmp_path, capsys):
+    """Two faces (the bundled-size one and a smaller copy), in gray: --face 1 takes the smaller, and the run says so."""
+    with Image.open(face_png) as im:
+        big = im.convert("L").convert("RGB")
+    small = big.resize((128, 128), Image.LANCZOS)
+    photo = Image.new("RGB", (192 + 160, 192), big.getpixel((2, 2)))
+    photo.paste(big, (0, 0))
+    photo.paste(small, (208, 32))
+    path = tmp_path / "two_gray_faces.png"
+    photo.save(path)
+    assert main(["reconstruct", str(path), "--out", str(tmp_path / "k9"), "--face", "9"]) == 1
+    assert "2 faces found, so --face takes 0 to 1" in capsys.readouterr().err
+    out = tmp_path / "second"
+    assert main(["reconstruct", str(path), "--out", str(out), "--face", "1", "--steps", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 faces found; reconstructing number 1 by size (--face 1)" in printed and "grayscale" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["faces"]["found"] == 2 and summary["faces"]["used"] == 1 and summary["grayscale"] is True
+    boxes = summary["faces"]["boxes"]
+    assert summary["detection"]["box"] == boxes[1] and boxes[1][0] > 192  # the small face, on the right

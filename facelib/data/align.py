@@ -227,9 +227,12 @@ def align_face(photo: str | Path | Image.Image, size: int = 224, device: str = "
 
 
 def align_faces(photo: str | Path | Image.Image, size: int = 224, device: str = "cpu",
-                largest_only: bool = False) -> list[AlignedFace]:
-    """Like :func:`align_face`, for every face in the photo (largest first)."""
-    name = str(photo) if not isinstance(photo, Image.Image) else "the photo"
+                largest_only: bool = False, name: str | None = None) -> list[AlignedFace]:
+    """Like :func:`align_face`, for every face in the photo (largest first).
+
+    ``name``: how error messages call the photo (default: its path, or "the photo" for an image).
+    """
+    name = name or (str(photo) if not isinstance(photo, Image.Image) else "the photo")
     image = load_rgb(photo) if not isinstance(photo, Image.Image) else to_upright_rgb(photo)
     detections = detect_faces(image, device)
     if not detections:
