@@ -23,6 +23,7 @@ import torch
 from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68, five_from_68
 from facelib.morphable.model import MorphableModel
+from facelib.render.composite import composite
 from facelib.render.renderer import FaceRenderer, Rendering
 
 UNKNOWNS = ("id", "exp", "tex", "angles", "translation", "gamma")
@@ -75,8 +76,7 @@ class FitResult:
 
     def composite(self, target: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) the rendering pasted over the target where the face covers it."""
-        mask = self.rendering.mask.unsqueeze(-1)
-        return self.rendering.image.detach().clamp(0, 1) * mask + target * (1 - mask)
+        return composite(self.rendering, target).detach()
 
 
 def initial_params(model: MorphableModel, batch: int) -> dict[str, torch.Tensor]:
@@ -178,8 +178,7 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         for k, v in values.items():
             history[k].append(v)
         if step in snap:
-            frames.append((step, rendering.image.detach().clamp(0, 1) * rendering.mask[..., None].detach()
-                           + target * (1 - rendering.mask[..., None].detach())))
+            frames.append((step, composite(rendering, target).detach()))
         if callback is not None:
             callback(step, values)
     with torch.no_grad():

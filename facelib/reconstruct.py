@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from facelib import config as settings
@@ -46,7 +47,7 @@ from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
 from facelib.refine import (RefineConfig, RefineResult, bundled_texture_weights, fidelity_inputs, find_texture_weights,
                             load_texture_gcn, refine, texture_hierarchy, texture_inputs)
-from facelib.render import FaceRenderer
+from facelib.render import FaceRenderer, paste_alpha
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
               "(OBJ 'v x y z r g b', PLY red/green/blue)")
@@ -576,11 +577,14 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         files[f"ply_{name}"] = write_ply(out_dir / f"face_{name}.ply", shape[0], model.triangles, albedo[0])
     big, side = overlay_crop(aligned, config.size)
     overlay_renderer = FaceRenderer.for_model(model, side)
+    # M_face at the overlay's size (the same alignment, k times finer): near the face's outline the
+    # rendering is pasted only on skin, so hair, ears and collars stay the photo's; the edge is feathered.
+    skin_big = F.interpolate(m_face[:, None].float().cpu(), size=(side, side), mode="bilinear", align_corners=False)[0, 0]
     panels = {}
     with torch.no_grad():
         for label, albedo in (("3DMM only", albedo_3dmm), ("GCN refined", albedo_gcn)):
             r = overlay_renderer.render(shape, albedo, params["angles"], params["translation"], params["gamma"])
-            panels[label] = big.paste(photo_full, r.image[0].clamp(0, 1).cpu(), r.mask[0].cpu())
+            panels[label] = big.paste(photo_full, r.image[0].clamp(0, 1).cpu(), paste_alpha(r.mask[0].cpu(), skin_big))
     files["overlay"] = write_overlay(out_dir / "overlay.png", photo_full, panels, config.overlay_max_side, face_box(aligned))
     from facelib.viz.viewer import write_viewer
 

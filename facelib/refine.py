@@ -92,6 +92,7 @@ from facelib.losses import Schedule, generator_loss, identity_loss, photometric_
 from facelib.mesh.hierarchy import MeshHierarchy
 from facelib.morphable.model import MorphableModel
 from facelib.render.lighting import shade, unshade
+from facelib.render.composite import composite
 from facelib.render.renderer import FaceRenderer, Rendering
 from facelib.losses.masks import erode
 from facelib.losses.occluders import occluder_gate
@@ -489,11 +490,6 @@ def finest_parameters(network: TextureGCN) -> tuple[list[nn.Parameter], list[nn.
     return fine, deep
 
 
-def _composite(rendering: Rendering, photo: torch.Tensor) -> torch.Tensor:
-    mask = rendering.mask.unsqueeze(-1)
-    return rendering.image.clamp(0, 1) * mask + photo * (1 - mask)
-
-
 def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.Tensor], encoder: nn.Module,
            renderer: FaceRenderer | None = None, mask: torch.Tensor | None = None, hierarchy: MeshHierarchy | None = None,
            config: RefineConfig | None = None, weights: str | Path | None = None, critic: nn.Module | None = None,
@@ -620,9 +616,9 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
         }
         # FaceNet and the critic cost a forward and a backward each: skip them while s1 is 0.
         if use_identity and s1 > 0:
-            terms["identity"] = identity_loss(target_embedding, encoder(_composite(rendering, photo)))
+            terms["identity"] = identity_loss(target_embedding, encoder(composite(rendering, photo)))
         if critic is not None and s1 > 0:
-            terms["adversarial"] = generator_loss(critic, _composite(rendering, photo))
+            terms["adversarial"] = generator_loss(critic, composite(rendering, photo))
         total, log = schedule.total(step, terms)
         if not torch.isfinite(total):
             raise FloatingPointError(f"texture refinement diverged at step {step} (loss {total.item()}): lower RefineConfig.lr")
@@ -633,7 +629,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
         for key, value in log.items():
             history.setdefault(key, []).append(value)
         if step in snap:
-            frames.append((step, _composite(rendering, photo).detach()))
+            frames.append((step, composite(rendering, photo).detach()))
         if callback is not None:
             callback(step, log)
     network.eval()

@@ -228,7 +228,7 @@ def test_resume_refuses_another_identity_network(tmp_path):
 def test_identity_loss_reaches_the_gcn_through_dlibs_network(tmp_path):
     _dlib_or_skip()
     from facelib.losses import identity_loss
-    from facelib.refine import _composite
+    from facelib.render import composite
 
     # residual=False: the residual form starts with its combining layer at zero, where nothing before
     # it gets a gradient yet (from any loss).
@@ -237,7 +237,7 @@ def test_identity_loss_reaches_the_gcn_through_dlibs_network(tmp_path):
     params, shape, coarse, _, samples = trainer.coarse_face(inputs)
     refined = trainer.gcn(coarse, samples.colors, samples.visibility, inputs["embedding"])
     rendering = trainer.renderer.render(shape, refined, params["angles"], params["translation"], params["gamma"])
-    loss = identity_loss(inputs["target"], trainer.facenet(_composite(rendering, inputs["image"])))
+    loss = identity_loss(inputs["target"], trainer.facenet(composite(rendering, inputs["image"])))
     loss.backward()
     assert math.isfinite(loss.item()) and loss.item() > 0
     assert all(p.grad is None for p in trainer.facenet.parameters())  # frozen: gradients flow through it, not into it

@@ -223,6 +223,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     from facelib.morphable import load_open_model
     from facelib.nets import IdentityEncoder
     from facelib.refine import save_texture_gcn, texture_hierarchy
+    from facelib.render.composite import composite
     from facelib.render.lighting import shade
 
     config = config or TextureTrainConfig()
@@ -330,9 +331,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         total = s1 * terms["pixel"] + s4 * (config.coarse_weight * terms["vertex"] + terms["projected"]) \
             + config.albedo_weight * terms["albedo"]
         if use_identity and s1 > 0 and step % config.identity_every == 0:
-            mask = rendering.mask.unsqueeze(-1)
-            composite = rendering.image.clamp(0, 1) * mask + photo * (1 - mask)
-            terms["identity"] = identity_loss(embeddings[idx], encoder(composite))
+            terms["identity"] = identity_loss(embeddings[idx], encoder(composite(rendering, photo)))
             total = total + s1 * config.s2 * terms["identity"]
         if not torch.isfinite(total):
             raise FloatingPointError(f"train-texture: the loss is {total.item()} at step {step}; the last checkpoint "

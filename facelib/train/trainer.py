@@ -723,7 +723,7 @@ class Trainer:
         """
         from facelib.losses import (critic_loss, generator_loss, identity_loss, photometric_loss, projected_color_loss,
                                     skin_mask, vertex_loss)
-        from facelib.refine import _composite
+        from facelib.render.composite import composite
         from facelib.render.lighting import shade
 
         c = self.config
@@ -743,13 +743,13 @@ class Trainer:
             refined = self.gcn_train(coarse, samples.colors, samples.visibility, embedding)
         refined = refined.float()
         rendering = self.renderer.render(shape, refined, params["angles"], params["translation"], params["gamma"])
-        composite = _composite(rendering, image)
+        pasted = composite(rendering, image)
 
         # 6: the critic's steps on the real images against the current renders.
         w = self.weights(step)
         log: dict[str, float] = {}
         if self.critic is not None and c.critic_steps > 0:
-            fake = composite.detach()
+            fake = pasted.detach()
             skipped = 0
             for _ in range(c.critic_steps):
                 fp16 = self.critic_scaler.is_enabled()
@@ -781,13 +781,13 @@ class Trainer:
         # FaceNet's backward and the critic's cost time: skipped while s1 (their factor) is 0.
         if self.use_identity and w["s1"] > 0:
             with self._autocast():
-                terms["identity"] = identity_loss(target, self.facenet(composite).float())
+                terms["identity"] = identity_loss(target, self.facenet(pasted).float())
         if self.critic is not None and w["s1"] > 0:
             critic = unwrap(self.critic_train)
             critic.requires_grad_(False)  # gradients flow through the critic to R', not into it
             try:
                 with self._autocast():
-                    terms["adversarial"] = generator_loss(critic, composite).float()
+                    terms["adversarial"] = generator_loss(critic, pasted).float()
             finally:
                 critic.requires_grad_(True)
         # Left-out terms count as zero in the total: that is the ablations' s2 = 0 and s3 = 0.
