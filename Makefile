@@ -26,6 +26,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	touch $(STAMP)
 
 test: setup
+	$(BIN)/python -m ruff check facelib tests
 	$(TEST_ENV) $(BIN)/python -m pytest -q
 
 demo: setup

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from facelib.course.check import Exercise, expect, expect_tensor
+from facelib.course.check import Exercise, expect
 # The references are facelib's own.
 from facelib.evaluate import paired_improvement
 from facelib.train.checkpoint import atomic_save

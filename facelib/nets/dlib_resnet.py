@@ -28,7 +28,6 @@ import functools
 import hashlib
 import importlib.util
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
