@@ -1,5 +1,6 @@
-"""SH lighting: the ambient term, shading, and its inverse."""
+"""SH lighting: the ambient term, shading, its inverse, and whose constants."""
 
+import pytest
 import torch
 
 from facelib.render.lighting import AMBIENT_IRRADIANCE, sh_shading, shade, unshade
@@ -31,3 +32,20 @@ def test_unshade_leaves_unlit_points_at_zero():
     gamma.view(1, 3, 9)[:, :, 0] = -0.8  # cancels the ambient offset: no light at all
     albedo, lit = unshade(torch.full((1, 1, 3), 0.5), normals, gamma)
     assert lit.item() == 0 and albedo.abs().max() == 0
+
+
+def test_sh_basis_uses_deng_et_als_constants():
+    """Deep3DFaceRecon's compute_color, written out: a_1, a_2 are sqrt(3) and sqrt(8) times Ramamoorthi-Hanrahan's."""
+    import math
+
+    from facelib.render.lighting import _A, sh_basis
+
+    assert _A[1] == pytest.approx(math.sqrt(3) * 2 * math.pi / 3) and _A[2] == pytest.approx(math.sqrt(8) * math.pi / 4)
+    n = torch.nn.functional.normalize(torch.tensor([[0.3, -0.5, 0.8], [0.0, 0.0, 1.0], [-0.6, 0.6, 0.52]], dtype=torch.float64), dim=-1)
+    x, y, z = n.unbind(-1)
+    a0, a1, a2 = math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0)
+    c0, c1, c2 = 1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi)
+    deng = torch.stack([torch.full_like(x, a0 * c0), -a1 * c1 * y, a1 * c1 * z, -a1 * c1 * x, a2 * c2 * x * y, -a2 * c2 * y * z,
+                        0.5 / math.sqrt(3.0) * a2 * c2 * (3 * z ** 2 - 1), -a2 * c2 * x * z, 0.5 * a2 * c2 * (x ** 2 - y ** 2)], -1)
+    assert torch.allclose(sh_basis(n), deng, atol=1e-12)
+    assert float(sh_basis(n)[0, 0]) == pytest.approx(math.sqrt(math.pi) / 2)  # a_0 c_0 = pi / sqrt(4 pi)

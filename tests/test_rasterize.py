@@ -94,3 +94,34 @@ def test_backends_render_the_same_images(open_model, size, yaw, level):
     a, b = images["torch"], images["pytorch3d"]
     assert (a.pix_to_face == b.pix_to_face).float().mean() > 0.999
     assert (a.image - b.image).abs().mean() < 1e-3
+
+
+@pytest.mark.parametrize("backend", ["torch", "pytorch3d"])
+def test_cull_backfaces_keeps_counter_clockwise_model_triangles_on_both_backends(backend):
+    """A triangle counter-clockwise seen from the camera (+z, in model space) is front-facing; its reverse is culled."""
+    camera = Camera.deng(32)
+    front = torch.tensor([[[-0.3, -0.3, 0.0], [0.3, -0.3, 0.0], [0.0, 0.3, 0.0]]])  # counter-clockwise seen from +z
+    screen = camera.project(front)
+    ccw, cw = torch.tensor([[0, 1, 2]]), torch.tensor([[0, 2, 1]])
+    for faces in (ccw, cw):
+        assert (rasterize(screen, faces, 32, backend=backend).pix_to_face >= 0).any(), "without culling both windings draw"
+    assert (rasterize(screen, ccw, 32, backend=backend, cull_backfaces=True).pix_to_face >= 0).any()
+    assert not (rasterize(screen, cw, 32, backend=backend, cull_backfaces=True).pix_to_face >= 0).any()
+
+
+def test_euler_rotation_is_rz_ry_rx_with_yaw_about_y():
+    """Deng et al.'s convention: R = Rz(roll) Ry(yaw) Rx(pitch), column vectors; a positive yaw turns +z towards +x."""
+    import math
+
+    from facelib.render import euler_rotation
+
+    yaw = euler_rotation(torch.tensor([[0.0, math.pi / 2, 0.0]]))[0]
+    assert torch.allclose(yaw @ torch.tensor([0.0, 0.0, 1.0]), torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    pitch = euler_rotation(torch.tensor([[math.pi / 2, 0.0, 0.0]]))[0]
+    assert torch.allclose(pitch @ torch.tensor([0.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)
+    roll = euler_rotation(torch.tensor([[0.0, 0.0, math.pi / 2]]))[0]
+    assert torch.allclose(roll @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+    a, b, c = 0.3, -0.7, 0.2
+    composed = euler_rotation(torch.tensor([[0.0, 0.0, c]]))[0] @ euler_rotation(torch.tensor([[0.0, b, 0.0]]))[0] \
+        @ euler_rotation(torch.tensor([[a, 0.0, 0.0]]))[0]
+    assert torch.allclose(euler_rotation(torch.tensor([[a, b, c]]))[0], composed, atol=1e-6)

@@ -4,10 +4,22 @@ For a unit normal n = (x, y, z) the irradiance of colour channel c is
 
     E_c(n) = sum_k gamma[c, k] * Y_k(n),
 
-with the first nine real SH basis functions already convolved with the Lambertian kernel
-(constants a_l of Ramamoorthi and Hanrahan, 2001), and the shaded colour is albedo * E.
-Deng et al. add 0.8 to the constant band of every channel so that gamma = 0 means a
-uniform, moderately bright light.
+with the first nine real SH basis functions Y_k = a_l c_lm P_lm(n) already convolved with a
+Lambertian kernel, and the shaded colour is albedo * E. Deng et al. add 0.8 to the constant band
+of every channel so that gamma = 0 means a uniform, moderately bright light.
+
+**Whose constants.** These are Deng et al.'s (Deep3DFaceRecon, ``compute_color``), which the
+pretrained regressors and the official code of Lin et al. use:
+
+    a_0 = pi,  a_1 = 2 pi / sqrt(3),  a_2 = 2 pi / sqrt(8);
+    c_0 = 1 / sqrt(4 pi),  c_1 = sqrt(3) / sqrt(4 pi),  c_2 = 3 sqrt(5) / sqrt(12 pi).
+
+Ramamoorthi and Hanrahan's (2001) physical Lambertian kernel is A_0 = pi, A_1 = 2 pi / 3,
+A_2 = pi / 4: Deng's a_1 is sqrt(3) A_1 and a_2 is sqrt(8) A_2. The difference is a fixed
+per-band scale, so it is absorbed by the fitted gamma, but it means a gamma is in Deng's units:
+bands 1-3 read physically are sqrt(3) times larger, bands 4-8 sqrt(8) times. Facelib keeps Deng's
+so that coefficients move between facelib, BFM-based regressors and the official code unchanged
+(``tests/test_lighting.py`` pins them).
 """
 
 from __future__ import annotations
