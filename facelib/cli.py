@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from facelib.files import atomic_write_text
+
 FACE_MASK_CHOICES = ("occluders", "skin", "off")
 """``--face-mask``'s choices: facelib.refine.FACE_MASK_MODES, written out so that ``--help`` does not import torch (a test holds the two equal)."""
 
@@ -44,8 +46,7 @@ def _write_json(path: str, payload: dict) -> None:
             return {k: clean(v) for k, v in value.items()}
         return None if isinstance(value, float) and math.isnan(value) else value
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(clean(payload), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(clean(payload), indent=2) + "\n")
     print(f"wrote {path}")
 
 

@@ -48,6 +48,7 @@ from facelib.morphable import MorphableModel, load_open_model
 from facelib.refine import (RefineConfig, RefineResult, bundled_texture_weights, fidelity_inputs, find_texture_weights,
                             load_texture_gcn, refine, texture_hierarchy, texture_inputs)
 from facelib.render import FaceRenderer, paste_alpha
+from facelib.files import atomic_open, atomic_write_text
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
               "(OBJ 'v x y z r g b', PLY red/green/blue)")
@@ -449,10 +450,8 @@ def write_overlay(path: Path, photo: torch.Tensor, panels: dict[str, torch.Tenso
             sheet.paste(image, (x, y))
             x += image.width + gap
         y += height + gap
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    sheet.save(tmp)
-    tmp.replace(path)
+    with atomic_open(path) as handle:
+        sheet.save(handle, format="PNG")
     return path
 
 
@@ -616,9 +615,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         "timings_s": {k: round(v, 2) for k, v in timings.items()} | {"total": round(sum(timings.values()), 2)},
         "files": {k: str(v) for k, v in files.items()},
     }
-    tmp = files["summary"].with_name("summary.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(files["summary"])
+    atomic_write_text(files["summary"], json.dumps(summary, indent=2) + "\n")
 
     say(f"  {'total':<24} {sum(timings.values()):6.1f} s")
     shown = [(label, scores[key]) for key, label in (("3dmm", "3DMM"), ("photo de-lit", "de-lit photo"), ("gcn", "GCN"))]

@@ -98,6 +98,7 @@ from facelib.losses.masks import erode
 from facelib.losses.occluders import occluder_gate
 from facelib.mesh.graph import scipy_adjacency
 from facelib.render.sample import VertexSamples, sample_image
+from facelib.files import atomic_save
 
 CHECKPOINT_FORMAT = "facelib.TextureGCN/1"
 """The ``format`` entry of checkpoints written by :func:`save_texture_gcn`."""
@@ -288,10 +289,7 @@ def save_texture_gcn(path: str | Path, network: TextureGCN, half: bool = False, 
     payload = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(network.config), "num_vertices": network.num_vertices,
                "state_dict": {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
                               for k, v in network.state_dict().items()}, "meta": dict(meta)}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_save(payload, path)
 
 
 def load_texture_gcn(path: str | Path, hierarchy: MeshHierarchy, config: str | TextureGCNConfig = "paper") -> TextureGCN:

@@ -31,6 +31,7 @@ from PIL import Image
 from facelib.config import CACHE_DIR
 from facelib.data.align import AlignedFace, align_faces
 from facelib.data.images import ImageError, image_to_tensor, load_rgb
+from facelib.files import atomic_write_text
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 """Files with these extensions (any case) are treated as photos; other files are ignored."""
@@ -154,9 +155,7 @@ class PhotoFolder(torch.utils.data.Dataset):
 
     @staticmethod
     def _write_json(path: Path, data: dict) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)  # atomic: a crash leaves the old manifest, never half of one
+        atomic_write_text(path, json.dumps(data, indent=1))  # a crash leaves the old manifest, never half of one
 
     def _read_log(self) -> dict[str, dict]:
         """The latest record of every photo in the log (a rerun of a changed photo appends a newer one)."""

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 import math
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ import torch
 
 from facelib.mesh.graph import _check_faces, chebyshev_laplacian, scipy_to_torch, sparse_coo
 from facelib.mesh.subdivide import subdivide
+from facelib.files import atomic_open
 
 HIERARCHY_FORMAT = 1
 """Bumped whenever the construction changes, so that older cache files are not reused."""
@@ -414,16 +413,8 @@ class MeshHierarchy:
                 arrays[f"{name}_{level}_indices"], arrays[f"{name}_{level}_values"] = m.indices().numpy(), m.values().numpy()
         meta = {"format": HIERARCHY_FORMAT, "levels": self.num_levels, "methods": list(self.methods), "factors": list(self.factors)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary file of its own (several processes may share the cache), then an atomic rename.
-        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as stream:  # several processes may share the cache: each its own temporary file
+            np.savez(stream, **arrays)
         return path
 
     @classmethod

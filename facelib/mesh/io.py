@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facelib.files import atomic_write_bytes
+
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -26,11 +28,7 @@ def _check(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | Non
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def write_obj(path: str | Path, vertices, triangles, colors=None) -> Path:

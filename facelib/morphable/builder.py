@@ -33,6 +33,7 @@ from scipy.sparse.csgraph import connected_components
 
 from facelib.morphable import makehuman
 from facelib.morphable.landmarks import MEAN_FACE_68, MIRROR_68, NUM_LANDMARKS
+from facelib.files import atomic_open
 
 BUILDER_VERSION = 2
 FACE_CATEGORIES = ("nose", "mouth", "eyes", "eyebrows", "cheek", "chin", "forehead", "head")
@@ -393,16 +394,13 @@ def identity_scans(n: int, seed: int = 0, cfg: BuildConfig = BuildConfig()) -> t
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Writes an .npz with fixed timestamps so that the same arrays give the same bytes, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_open(path) as handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(arrays):
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(arrays[name]), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, buffer.getvalue())
-    tmp.replace(path)
 
 
 def build_open_model(path: Path, cfg: BuildConfig = BuildConfig(), verbose: bool = True) -> dict:

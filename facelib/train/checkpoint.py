@@ -5,10 +5,8 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so t
 the GCN and critic weights, both optimisers, the AMP scaler, the step, the configuration (plain
 types), the RNG states and the CSV log position; this module adds ``format`` and checks it on load.
 
-Atomic writes: the payload goes to a temporary file in the same folder, is flushed and fsynced,
-then ``os.replace``-d onto its name (atomic on POSIX and Windows within one file system), and the
-folder is fsynced so that the rename itself survives a power cut. A crash mid-write leaves a
-``.tmp`` file behind and every finished checkpoint intact; the next save overwrites the ``.tmp``.
+Atomic writes (:func:`facelib.files.atomic_save`, as every file facelib saves): a crash mid-write
+leaves every finished checkpoint intact.
 
 Files are ``step-00001234.pt`` in the checkpoint folder; the latest is the one with the highest
 step (found by listing, so there is no "latest" pointer that could disagree with the files).
@@ -16,12 +14,13 @@ step (found by listing, so there is no "latest" pointer that could disagree with
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from facelib.files import atomic_save
 
 CHECKPOINT_FORMAT = "facelib.train/1"
 """The ``format`` entry of training checkpoints (a TextureGCN-only file has refine's own format)."""
@@ -40,40 +39,7 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
 
 
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename durable; not possible on every platform (Windows), where it is skipped.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_save(payload: dict[str, Any], path: str | Path) -> Path:
-    """Writes ``payload`` with ``torch.save`` to ``path`` atomically (tmp file, fsync, ``os.replace``).
-
-    Args:
-        payload: a dict of tensors and plain types.
-        path: the destination; its folder is created.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_folder(path.parent)
-    return path
+atomic_save = atomic_save  # re-exported: checkpoints are written by facelib.files.atomic_save
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
+
+from facelib.files import atomic_write_text
 
 COLUMNS = ("step", "epoch", "total", "pixel", "identity", "adversarial", "vertex", "projected", "critic", "wasserstein", "penalty",
            "s1", "s2", "s3", "s4", "lr", "images_per_s", "seconds")
@@ -81,9 +82,7 @@ class Records:
         self.writer = tensorboard_writer(self.folder / "tensorboard", purge_step) if self._tensorboard else None
 
     def _write_text(self, text: str) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, text)
 
     def _cut(self, rows: int) -> None:
         with open(self.path, newline="") as handle:

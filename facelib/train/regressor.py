@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from facelib import config as settings
+from facelib.files import atomic_save
 from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68
 from facelib.morphable.model import MorphableModel
@@ -149,10 +150,7 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
         seconds = time.perf_counter() - start
         print(f"regressor pool: rendered {n} faces at {size} px in {seconds:.0f} s ({n / seconds:.0f} faces/s)")
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(pool | {"key": key}, tmp)
-        tmp.replace(path)
+        atomic_save(pool | {"key": key}, path)
     return pool
 
 
