@@ -28,7 +28,8 @@ face parser would do better on both; this needs no network and no download.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from facelib.render.composite import erode
 
 
 def ycbcr(images: torch.Tensor) -> torch.Tensor:
@@ -38,14 +39,6 @@ def ycbcr(images: torch.Tensor) -> torch.Tensor:
     cb = -0.168736 * r - 0.331264 * g + 0.5 * b
     cr = 0.5 * r - 0.418688 * g - 0.081312 * b
     return torch.stack([y, cb, cr], -1)
-
-
-def erode(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """Shrinks a (B, H, W) 0/1 mask by ``pixels`` (a square structuring element)."""
-    if pixels <= 0:
-        return mask
-    k = 2 * pixels + 1
-    return 1.0 - F.max_pool2d(1.0 - mask[:, None].float(), k, stride=1, padding=pixels)[:, 0]
 
 
 @torch.no_grad()

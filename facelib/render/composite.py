@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from facelib.losses.masks import erode  # a plain mask operation (torch only): no dependency cycle
 from facelib.render.renderer import Rendering
 
 
@@ -25,6 +24,14 @@ def composite(rendering: Rendering, photo: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"photo {tuple(photo.shape)} and rendering {tuple(rendering.image.shape)} differ: render at the photo's size")
     mask = rendering.mask.unsqueeze(-1)
     return rendering.image.clamp(0, 1) * mask + photo * (1 - mask)
+
+
+def erode(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Shrinks a (B, H, W) 0/1 mask by ``pixels`` (a square structuring element)."""
+    if pixels <= 0:
+        return mask
+    k = 2 * pixels + 1
+    return 1.0 - F.max_pool2d(1.0 - mask[:, None].float(), k, stride=1, padding=pixels)[:, 0]
 
 
 def paste_alpha(coverage: torch.Tensor, skin: torch.Tensor | None = None, feather: float = 0.012, rim: float = 0.08) -> torch.Tensor:

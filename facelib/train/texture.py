@@ -33,7 +33,7 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
 
 Checkpoints are written atomically every ``checkpoint_every`` steps and at the end; ``resume=True``
 goes on from the last one (model, optimiser, step, random state). The final weights are written
-with :func:`~facelib.refine.save_texture_gcn` in fp16 with the recipe, the data and the time.
+with :func:`~facelib.gcn.weights.save_texture_gcn` in fp16 with the recipe, the data and the time.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     from facelib.losses import identity_loss, photometric_loss, projected_color_loss, vertex_loss
     from facelib.morphable import load_open_model
     from facelib.nets import IdentityEncoder
-    from facelib.refine import save_texture_gcn, texture_hierarchy
+    from facelib.gcn.weights import save_texture_gcn, texture_hierarchy
     from facelib.render.composite import composite
     from facelib.render.lighting import shade
 

@@ -416,7 +416,7 @@ class Trainer:
         from facelib.gcn import TextureGCN, TextureGCNConfig
         from facelib.morphable import load_open_model
         from facelib.nets import Discriminator
-        from facelib.refine import texture_hierarchy
+        from facelib.gcn.weights import texture_hierarchy
         from facelib.render import FaceRenderer
 
         self.context = context or init_distributed(config.device)
@@ -625,12 +625,12 @@ class Trainer:
         return self.checkpoints.save(self.step, self.state())
 
     def save_gcn(self, path: str | Path | None = None) -> Path | None:
-        """Writes the GCN with :func:`facelib.refine.save_texture_gcn` (what ``reconstruct --gcn-weights`` reads).
+        """Writes the GCN with :func:`facelib.gcn.weights.save_texture_gcn` (what ``reconstruct --gcn-weights`` reads).
 
         Returns:
             The path (default ``<out>/texture_gcn.pt``); None on ranks other than 0.
         """
-        from facelib.refine import save_texture_gcn
+        from facelib.gcn.weights import save_texture_gcn
 
         if not self.context.is_main:
             return None
