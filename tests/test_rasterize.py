@@ -125,3 +125,17 @@ def test_euler_rotation_is_rz_ry_rx_with_yaw_about_y():
     composed = euler_rotation(torch.tensor([[0.0, 0.0, c]]))[0] @ euler_rotation(torch.tensor([[0.0, b, 0.0]]))[0] \
         @ euler_rotation(torch.tensor([[a, 0.0, 0.0]]))[0]
     assert torch.allclose(euler_rotation(torch.tensor([[a, b, c]]))[0], composed, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "pytorch3d"])
+def test_points_at_or_behind_the_camera_are_dropped_without_nans(backend):
+    """The near plane: a vertex at depth 0 or behind the camera drops its triangles, and no NaN reaches the gradients."""
+    camera = Camera.deng(32)
+    points = torch.tensor([[[-0.3, -0.3, 0.0], [0.3, -0.3, 0.0], [0.0, 0.3, 0.0], [0.0, 0.0, 10.0], [0.5, 0.5, 12.0]]],
+                          requires_grad=True)  # vertex 3 sits in the camera's centre, vertex 4 behind it
+    screen = camera.project(points)
+    assert torch.isfinite(screen).all() and screen[0, 3, 2] <= 0 and screen[0, 4, 2] < 0
+    frags = rasterize(screen, torch.tensor([[0, 1, 2], [0, 1, 3], [0, 1, 4]]), 32, backend=backend)
+    assert set(torch.unique(frags.pix_to_face).tolist()) == {-1, 0}
+    frags.interpolate(points).sum().backward()
+    assert torch.isfinite(points.grad).all() and points.grad[0, :3].abs().sum() > 0

@@ -38,6 +38,10 @@ def euler_rotation(angles: torch.Tensor) -> torch.Tensor:
     return rz @ ry @ rx
 
 
+NEAR_DEPTH = 1e-3
+"""The smallest depth a projection divides by (the rasterizer's near plane, :data:`facelib.render.rasterize.NEAR`)."""
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera at (0, 0, ``distance``) looking down -z.
@@ -77,9 +81,14 @@ class Camera:
 
         Returns:
             (B, V, 3): pixel x, pixel y, and depth (distance along the viewing axis, > 0 in front).
+            A point at or behind the camera keeps its true depth (<= 0, so that the rasterizer drops
+            every triangle touching it) and gets finite pixel coordinates, divided by the near depth
+            instead of by its own: dividing by 0 would put NaN into the image coordinates and, through
+            the backward pass, into the gradients of the whole shape, although no pixel uses the point.
         """
         depth = self.distance - points[..., 2]
+        safe = depth.clamp(min=NEAR_DEPTH)
         cx, cy = self.principal_point
-        x = cx + self.focal * points[..., 0] / depth
-        y = cy - self.focal * points[..., 1] / depth
+        x = cx + self.focal * points[..., 0] / safe
+        y = cy - self.focal * points[..., 1] / safe
         return torch.stack([x, y, depth], dim=-1)

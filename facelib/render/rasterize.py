@@ -26,8 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
+from facelib.render.camera import NEAR_DEPTH
+
 BACKENDS = ("auto", "torch", "pytorch3d")
-NEAR = 1e-3
+NEAR = NEAR_DEPTH
 
 
 @dataclass
