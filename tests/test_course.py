@@ -205,3 +205,32 @@ def test_lesson02_to_04_checks_on_the_papers_parts_catch_the_common_mistakes():
         return (t - refined).abs().mean(), ((tp - shaded).abs() * v).sum() / (3 * v.sum())
 
     assert "hidden vertices' term is missing" in ex.evaluate(no_hidden_term)[1]
+
+
+def test_lesson06_residual_albedo_check_catches_the_common_mistakes():
+    import torch
+
+    from facelib.course import lesson06
+
+    ex = lesson06.residual_albedo_exercise
+    assert ex.evaluate(lesson06.residual_albedo)[0] is Status.CORRECT
+
+    def start(t, c, d):
+        return t + c[..., None] * (d - t)
+
+    def no_tanh(t, c, d, z):
+        return (start(t, c, d) + z).clamp(0, 1)
+
+    def no_clamp(t, c, d, z):
+        return start(t, c, d) + torch.tanh(z)
+
+    def photo_start(t, c, d, z):  # starts at the de-lit photo everywhere, ignoring the confidence
+        return (d + torch.tanh(z)).clamp(0, 1)
+
+    def paper_output(t, c, d, z):  # the paper's tanh read as the albedo itself
+        return (torch.tanh(z) + 1) / 2
+
+    assert "squash it with tanh" in ex.evaluate(no_tanh)[1]
+    assert "[0, 1]" in ex.evaluate(no_clamp)[1]
+    assert "c = 0" in ex.evaluate(photo_start)[1]
+    assert ex.evaluate(paper_output)[0] is Status.WRONG

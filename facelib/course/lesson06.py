@@ -7,6 +7,9 @@ import torch
 from facelib.course.check import Exercise, expect, expect_close, expect_tensor
 # The references are facelib's own functions.
 from facelib.evaluate import albedo_error
+from facelib.gcn import TextureGCN, TextureGCNConfig
+from facelib.gcn.weights import texture_hierarchy
+from facelib.morphable import load_open_model
 from facelib.morphable.model import CoefficientLayout
 from facelib.render.lighting import sh_shading, unshade
 
@@ -95,4 +98,62 @@ scale_invariant_exercise = Exercise(
     "Exercise 6.3: a fair albedo error", scale_invariant_error, _test_scale_invariant_error,
     "The least-squares gain of one face and channel is a ratio of two weighted sums over the vertices (keepdim=True "
     "keeps it broadcastable); scale the albedo by it, then take the weighted mean of the L1 distance averaged over RGB.",
+)
+
+
+def residual_albedo(coarse: torch.Tensor, confidence: torch.Tensor, delit: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The shipped ("fidelity") TextureGCN's output from its CombineNet's pre-activation z:
+
+        B = T + c (D - T)    (T, c and D clamped to [0, 1]),      T' = clamp(B + tanh(z), 0, 1).
+
+    Args:
+        coarse: (B, V, 3) the 3DMM albedo T. confidence: (B, V) c. delit: (B, V, 3) the de-lit photo D.
+        z: (B, V, 3) the CombineNet's output before its tanh (:meth:`~facelib.gcn.TextureGCN.preactivation`).
+
+    Returns:
+        (B, V, 3) T'.
+    """
+    t = coarse.clamp(0, 1)
+    start = t + confidence.clamp(0, 1).unsqueeze(-1) * (delit.clamp(0, 1) - t)
+    return (start + torch.tanh(z)).clamp(0, 1)
+
+
+def _test_residual_albedo(answer) -> None:
+    g = torch.Generator().manual_seed(64)
+    b, v = 2, 40
+    coarse, delit = torch.rand(b, v, 3, generator=g, dtype=torch.float64), torch.rand(b, v, 3, generator=g, dtype=torch.float64)
+    confidence = torch.rand(b, v, generator=g, dtype=torch.float64)
+    zero = torch.zeros(b, v, 3, dtype=torch.float64)
+    out = expect_tensor(answer(coarse, confidence, delit, zero), "T' with z = 0", (b, v, 3)).double()
+    expect_close(answer(coarse, torch.zeros(b, v, dtype=torch.float64), delit, zero).double(), coarse,
+                 "T' with c = 0 and z = 0 (where the photo cannot be read the network starts at the 3DMM albedo T)")
+    expect_close(answer(coarse, torch.ones(b, v, dtype=torch.float64), delit, zero).double(), delit,
+                 "T' with c = 1 and z = 0 (where the photo is read fully it starts at the de-lit photo D)")
+    expect_close(out, coarse + confidence[..., None] * (delit - coarse), "T' with z = 0 (B = T + c (D - T), c per vertex)")
+    big = torch.full((b, v, 3), 5.0, dtype=torch.float64)
+    high = answer(coarse, confidence, delit, big).double()
+    expect(bool((high <= 1).all() and (high >= 0).all()), "T' must stay in [0, 1]: clamp B + tanh(z)")
+    expect(bool((high > out).all() | (high == 1).all()), "a large z should raise T': add tanh(z) to B (the change is bounded by 1)")
+    z = torch.randn(b, v, 3, generator=g, dtype=torch.float64)
+    mine = answer(coarse, confidence, delit, z).double()
+    unsquashed = (coarse + confidence[..., None] * (delit - coarse) + z).clamp(0, 1)
+    expect(not torch.allclose(mine, unsquashed), "T' adds z itself: squash it with tanh first (the change is at most 1 per channel)")
+    expect_close(mine, residual_albedo(coarse, confidence, delit, z), "T' = clamp(B + tanh(z), 0, 1)")
+    # The real network: its forward pass is exactly this, from its own pre-activation.
+    model = load_open_model(level=0, verbose=False)
+    torch.manual_seed(6)
+    net = TextureGCN(texture_hierarchy(model, 0), TextureGCNConfig.fidelity(embedding_dim=8)).eval()
+    for p in net.combine.parameters():  # a trained-looking CombineNet, not the zero start
+        torch.nn.init.normal_(p, 0.0, 0.3)
+    n = model.num_vertices
+    t, d = torch.rand(1, n, 3), torch.rand(1, n, 3)
+    c = (torch.rand(1, n) > 0.4).float()
+    args = (t, d, c, torch.randn(1, 8), d)
+    with torch.no_grad():
+        expect_close(answer(t, c, d, net.preactivation(*args)).float(), net(*args), "T' against facelib's TextureGCN", atol=1e-5)
+
+
+residual_albedo_exercise = Exercise(
+    "Exercise 6.4: the CombineNet's output, in residual form", residual_albedo, _test_residual_albedo,
+    "t = coarse.clamp(0, 1); B = t + confidence.clamp(0, 1)[..., None] * (delit.clamp(0, 1) - t); return (B + torch.tanh(z)).clamp(0, 1).",
 )
