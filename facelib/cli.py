@@ -79,7 +79,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from facelib.data import ImageError
     from facelib.nets import FaceNetWeightsError, RegressorWeightsError
     from facelib.reconstruct import FaceChoiceError, OutputFolderError, reconstruct
-    from facelib.refine import TextureWeightsError
+    from facelib.gcn.weights import TextureWeightsError
 
     try:
         config = _reconstruct_config(args)
@@ -102,8 +102,9 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     from facelib.data import benchmark
     from facelib.evaluate import TABLE_LEGEND, evaluate, improvement_table, score_change_table, table
     from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
-    from facelib.reconstruct import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods, start_regressor
-    from facelib.refine import TextureWeightsError
+    from facelib.evaluate.pipeline import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods
+    from facelib.reconstruct import start_regressor
+    from facelib.gcn.weights import TextureWeightsError
 
     try:
         config = _reconstruct_config(args)
@@ -156,7 +157,7 @@ def _score_photos(args: argparse.Namespace) -> int:
     from facelib.data import PHOTOS, ImageError
     from facelib.nets import FaceNetWeightsError, RegressorWeightsError
     from facelib.reconstruct import reconstruct
-    from facelib.refine import TextureWeightsError
+    from facelib.gcn.weights import TextureWeightsError
 
     try:
         config = _reconstruct_config(args)

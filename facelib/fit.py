@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
+from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss, skin_mask
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68, five_from_68
 from facelib.morphable.model import MorphableModel
 from facelib.render.composite import composite
@@ -184,3 +184,41 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
     with torch.no_grad():
         rendering = render_params(model, renderer, params)
     return FitResult({k: v.detach() for k, v in params.items()}, rendering, history, frames)
+
+
+def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
+    """(B, H, W) where the fitted model's skin renders (skin vertices less lips and brows), as in lesson 04."""
+    skin = model.masks["skin"] & ~model.masks.get("lips", torch.zeros_like(model.masks["skin"])) \
+        & ~model.masks.get("brows", torch.zeros_like(model.masks["skin"]))
+    weights = skin.to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
+    return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
+
+
+def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
+                       fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None
+                       ) -> tuple[FitResult, FitResult | None, torch.Tensor]:
+    """Fits, computes M_face from the rendered skin, and refits with it (lesson 04's recipe).
+
+    The first fit compares every covered pixel, hair and hat included; its skin region trains a
+    per-photo skin colour model (:func:`~facelib.losses.skin_mask`), and the refit, started from the
+    first fit with the photometric term on from its first step, compares skin pixels only.
+
+    Args:
+        model: the morphable model (level 0 is enough: the coefficients do not depend on the mesh level).
+        photo: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five landmarks.
+        renderer: a renderer of ``model`` at S.
+        fit_steps, refit_steps: steps of the two fits (refit_steps = 0 skips the refit).
+        init: start values of the first fit (e.g. a regressor's prediction).
+
+    Returns:
+        (first fit, refit or None, M_face (1, S, S)).
+    """
+    if "skin" not in model.masks:
+        raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
+    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0), init=init)
+    m_face = skin_mask(photo, skin_region(model, first))
+    if refit_steps == 0:
+        return first, None, m_face
+    second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
+                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0))
+    return first, second, m_face

@@ -19,8 +19,9 @@ start values for the fit, or a callable that maps the aligned crop (1, S, S, 3) 
 The open face model has no UV coordinates, so there is no texture map: colours live on the
 vertices (OBJ ``v x y z r g b`` and PLY red/green/blue), as the paper's GCNs produce them.
 
-:func:`benchmark_methods` runs the same stages on the synthetic benchmark, where the true albedo is
-known (``python -m facelib eval-reconstruct``), beside a yardstick, :func:`delit_reference`.
+:func:`facelib.evaluate.pipeline.benchmark_methods` runs the same stages on the synthetic benchmark, where
+the true albedo is known (``python -m facelib eval-reconstruct``), beside a yardstick,
+:func:`~facelib.texture_inputs.delit_reference`.
 """
 
 from __future__ import annotations
@@ -33,22 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
 
 from facelib import config as settings
 from facelib.data import AlignedFace, align_faces, load_rgb
 from facelib.data.images import image_to_tensor
-from facelib.fit import FitConfig, FitResult, fit
-from facelib.losses import skin_mask
+from facelib.evaluate.photos import photo_scores
+from facelib.files import atomic_write_text
+from facelib.fit import FitResult, fit_with_skin_mask
+from facelib.gcn.weights import bundled_texture_weights, find_texture_weights, texture_hierarchy
 from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
-from facelib.refine import (RefineConfig, RefineResult, bundled_texture_weights, fidelity_inputs, find_texture_weights,
-                            load_texture_gcn, refine, texture_hierarchy, texture_inputs)
+from facelib.refine import RefineConfig, RefineResult, refine
 from facelib.render import FaceRenderer, paste_alpha
-from facelib.files import atomic_open, atomic_write_text
+from facelib.viz.overlay import write_overlay
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
               "(OBJ 'v x y z r g b', PLY red/green/blue)")
@@ -81,7 +81,7 @@ class ReconstructConfig:
         refit_steps: steps of the refit with M_face, from the first fit (fast 60, full 150).
         refine: :class:`~facelib.refine.RefineConfig` of the texture refinement.
         gcn_weights: dataset-trained TextureGCN weights (None: ``FACELIB_TEXTURE_WEIGHTS``, then the
-            bundled ``data/weights/texture_gcn.pt``, see :func:`~facelib.refine.find_texture_weights`);
+            bundled ``data/weights/texture_gcn.pt``, see :func:`~facelib.gcn.weights.find_texture_weights`);
             one forward pass replaces per-image optimisation. Without any, per-image optimisation
             runs, and ``texture_note`` says so.
         per_image: optimise a fresh network on the photo instead of running trained weights.
@@ -173,44 +173,6 @@ class Reconstruction:
 
 
 # ---- stages --------------------------------------------------------------------------------------
-def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
-    """(B, H, W) where the fitted model's skin renders (skin vertices less lips and brows), as in lesson 04."""
-    skin = model.masks["skin"] & ~model.masks.get("lips", torch.zeros_like(model.masks["skin"])) \
-        & ~model.masks.get("brows", torch.zeros_like(model.masks["skin"]))
-    weights = skin.to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
-    return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
-
-
-def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
-                       fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None
-                       ) -> tuple[FitResult, FitResult | None, torch.Tensor]:
-    """Fits, computes M_face from the rendered skin, and refits with it (lesson 04's recipe).
-
-    The first fit compares every covered pixel, hair and hat included; its skin region trains a
-    per-photo skin colour model (:func:`~facelib.losses.skin_mask`), and the refit, started from the
-    first fit with the photometric term on from its first step, compares skin pixels only.
-
-    Args:
-        model: the morphable model (level 0 is enough: see the module docstring).
-        photo: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five landmarks.
-        renderer: a renderer of ``model`` at S.
-        fit_steps, refit_steps: steps of the two fits (refit_steps = 0 skips the refit).
-        init: start values of the first fit (e.g. a regressor's prediction).
-
-    Returns:
-        (first fit, refit or None, M_face (1, S, S)).
-    """
-    if "skin" not in model.masks:
-        raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
-    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0), init=init)
-    m_face = skin_mask(photo, skin_region(model, first))
-    if refit_steps == 0:
-        return first, None, m_face
-    second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
-                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0))
-    return first, second, m_face
-
-
 def start_regressor(config: ReconstructConfig, device: torch.device, layout) -> tuple[torch.nn.Module | None, str, str | None]:
     """The regressor whose prediction starts the fit, found as ``config`` says.
 
@@ -232,162 +194,6 @@ def start_regressor(config: ReconstructConfig, device: torch.device, layout) -> 
     return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, {path})", None
 
 
-BENCHMARK_BASELINE = "3DMM only (regress + fit)"
-"""The name of :func:`benchmark_methods`' 3DMM-only method in tables."""
-
-DELIT_REFERENCE = "photo de-lit (reference)"
-"""The name of :func:`delit_reference` in :func:`benchmark_methods`' tables."""
-
-FIDELITY_START = "de-lit, mirror-filled"
-"""The name, in :func:`benchmark_methods`' tables, of where the trained "fidelity" TextureGCN starts: the
-photo de-lit without M_face and mirror-filled (:func:`~facelib.refine.fidelity_inputs`); the network's
-own contribution is its difference from this."""
-
-
-def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
-                      encoder: torch.nn.Module | None = None) -> dict[str, Callable]:
-    """This pipeline as methods of :func:`facelib.evaluate.evaluate`: 3DMM only, refined, and a yardstick.
-
-    Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
-    the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true 68
-    landmarks stand in for MTCNN's five, because detection is not what is measured here), and the
-    texture refinement on the benchmark's mesh. The methods share one run per batch and the same
-    fitted geometry and light, so their difference is the refinement alone.
-
-    Args:
-        faces: the benchmark (:func:`facelib.data.benchmark`); its model and renderer are used.
-        level: the subdivision level of the benchmark's mesh (the one it was made with).
-        config: steps of the fits and the refinement (``size`` and ``level`` are the benchmark's, not
-            these); ``gcn_weights`` scores dataset-trained weights instead of per-image optimisation.
-        regressor: the stage-1 regressor (None: the fit starts from the mean face).
-        encoder: the face embedder (default: :class:`~facelib.nets.IdentityEncoder` as
-            :func:`reconstruct` makes it).
-
-    Returns:
-        {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
-        :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick, :data:`FIDELITY_START`: the
-        trained network's starting point}.
-    """
-    from facelib.evaluate import Prediction, once_per_batch
-    from facelib.morphable.landmarks import five_from_68
-    from facelib.nets import IdentityEncoder
-
-    config = config or ReconstructConfig()
-    if encoder is None:
-        encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
-    base = load_open_model(level=0, verbose=False)
-    hierarchy = texture_hierarchy(base, level)
-    if hierarchy.num_vertices[0] != faces.model.num_vertices:
-        raise ValueError(f"level {level} has {hierarchy.num_vertices[0]:,} vertices, the benchmark's mesh "
-                         f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
-    if config.gcn_weights is not None:
-        load_texture_gcn(config.gcn_weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
-    keys = ("id", "exp", "angles", "translation", "gamma")
-    fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}
-
-    def level0(device: torch.device) -> tuple[MorphableModel, FaceRenderer]:
-        # As in reconstruct: the fit runs on the level-0 mesh (the coefficients do not depend on the level).
-        if device not in fit_renderers:
-            model0 = faces.model if level == 0 else base.to(device)
-            fit_renderers[device] = (model0, faces.renderer if level == 0 else FaceRenderer.for_model(model0, faces.size))
-        return fit_renderers[device]
-
-    @once_per_batch  # the three methods read the same batch: fit and refine it once
-    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, torch.Tensor]:
-        photo = batch["image"]
-        start = None
-        if regressor is not None:
-            with torch.no_grad():
-                start = regressor.to(photo.device)(photo)
-        model0, renderer0 = level0(photo.device)
-        first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
-                                                   config.fit_steps, config.refit_steps, start)
-        params = (second or first).params
-        result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
-                        config.refine, weights=config.gcn_weights)
-        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params).yardstick()
-        return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point)
-
-    def coarse(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, result, _ = run(batch)
-        return Prediction(result.coarse, {k: params[k] for k in keys})
-
-    def refined(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, result, _ = run(batch)
-        return Prediction(result.albedo, {k: params[k] for k in keys})
-
-    def reference(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, _, (albedo, _) = run(batch)
-        return Prediction(albedo, {k: params[k] for k in keys})
-
-    def start_point(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, _, (_, albedo) = run(batch)
-        return Prediction(albedo, {k: params[k] for k in keys})
-
-    name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
-    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference, FIDELITY_START: start_point}
-
-
-@torch.no_grad()
-def delit_reference(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                    mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The photo itself as albedo, where it can be read: a yardstick for texture refinement, not a method.
-
-        T_ref = T + c (T_p / E - T)
-
-    with T_p the photo's colours at the vertices, E the fitted irradiance and c the confidence of
-    :func:`~facelib.refine.reliable_samples` (0 where a vertex is hidden, unlit or unreliable). It is
-    what a refinement could reach that trusts the photo completely under the fitted shape and
-    light, noise included; a refinement that keeps the fitted light cannot change the error that
-    light leaves (the albedo's overall gain and tint).
-
-    Args:
-        model: the morphable model the albedo lives on.
-        renderer: a renderer of ``model`` at the photo's size.
-        photo: (B, H, W, 3) the photos.
-        params: the fitted unknowns (:attr:`facelib.fit.FitResult.params`).
-        mask: (B, H, W) M_face (default: everywhere).
-
-    Returns:
-        (B, V, 3) T_ref in [0, 1].
-    """
-    return texture_inputs(model, renderer, photo, params, mask).yardstick()
-
-
-@torch.no_grad()
-def photo_scores(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                 m_face: torch.Tensor, albedos: dict[str, torch.Tensor], encoder: torch.nn.Module | None = None) -> dict:
-    """Re-rendering scores of albedos on a photo with no ground truth, beside the de-lit photo's (the yardstick).
-
-    Each albedo is rendered with the fitted shape, pose and light at the crop's size and compared with
-    the photo inside the rendered face and M_face (:func:`facelib.evaluate.rerender_scores`): PSNR,
-    SSIM, and the identity distance between the photo and the rendering pasted over it.
-
-    Args:
-        model, renderer: the mesh the albedos live on and a renderer of it at the crop's size.
-        photo: (1, S, S, 3) the aligned crop. params: the fitted unknowns. m_face: (1, S, S) M_face.
-        albedos: name -> (1, V, 3) albedo; ``"photo de-lit"`` (:func:`delit_reference`, the yardstick) and
-            :data:`FIDELITY_START` (where the trained network starts) are added.
-        encoder: the identity network (None: no identity distance).
-
-    Returns:
-        name -> {"psnr", "ssim"[, "identity", "identity_cosine"]} as floats (rounded), and
-        "identity_network": the encoder's name.
-    """
-    from facelib.evaluate import rerender_scores
-
-    albedos = dict(albedos) | {"photo de-lit": delit_reference(model, renderer, photo, params, m_face),
-                               FIDELITY_START: fidelity_inputs(model, renderer, photo, params).yardstick()}
-    shape = model.shape(params["id"], params["exp"])
-    out: dict = {}
-    for name, albedo in albedos.items():
-        r = renderer.render(shape, albedo, params["angles"], params["translation"], params["gamma"])
-        out[name] = {k: round(float(v[0]), 4) for k, v in rerender_scores(photo, r.image, r.mask, m_face, encoder).items()}
-    if encoder is not None:
-        out["identity_network"] = str(getattr(encoder, "name", type(encoder).__name__))
-    return out
-
-
 def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:
     """The alignment re-scaled to a crop of about the photo's own resolution (for a sharp overlay).
 
@@ -406,53 +212,6 @@ def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:
     inverse = torch.cat([aligned.inverse[:, :2] / k, aligned.inverse[:, 2:]], 1)
     matrix = aligned.matrix * k
     return dataclasses.replace(aligned, matrix=matrix, inverse=inverse, image=aligned.image, points=aligned.points * k), side
-
-
-def _label(panel: Image.Image, label: str) -> Image.Image:
-    draw = ImageDraw.Draw(panel)
-    font = ImageFont.load_default(size=max(12, panel.height // 28))
-    box = draw.textbbox((6, 4), label, font=font)
-    draw.rectangle((box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3), fill=(0, 0, 0))
-    draw.text((6, 4), label, fill=(255, 255, 255), font=font)
-    return panel
-
-
-def _fit_side(image: Image.Image, max_side: int) -> Image.Image:
-    scale = max_side / max(image.size)
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS) if scale != 1 else image
-
-
-def write_overlay(path: Path, photo: torch.Tensor, panels: dict[str, torch.Tensor], max_side: int,
-                  zoom: tuple[float, float, float, float] | None = None) -> Path:
-    """Writes the photo and each pasted rendering side by side, labelled, as one PNG.
-
-    Args:
-        path: the PNG to write.
-        photo: (H, W, 3) the photo. panels: label -> (H, W, 3) the photo with a rendering pasted on.
-        max_side: the longest side of each panel (larger photos are scaled down, smaller ones kept).
-        zoom: (x0, y0, x1, y1) a box in photo pixels (the face): adds a second row of close-ups.
-    """
-    images = {"photo": photo, **panels}
-    pictures = [Image.fromarray((image.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)) for image in images.values()]
-    rows = [[_label(_fit_side(p, min(max_side, max(p.size))), label) for p, label in zip(pictures, images)]]
-    if zoom is not None:
-        width = rows[0][0].width
-        rows.append([_label(_fit_side(p.crop(tuple(round(v) for v in zoom)), width), f"{label}, close-up")
-                     for p, label in zip(pictures, images)])
-    gap = 6
-    widths = [sum(i.width for i in row) + gap * (len(row) - 1) for row in rows]
-    heights = [max(i.height for i in row) for row in rows]
-    sheet = Image.new("RGB", (max(widths), sum(heights) + gap * (len(rows) - 1)), (255, 255, 255))
-    y = 0
-    for row, height in zip(rows, heights):
-        x = 0
-        for image in row:
-            sheet.paste(image, (x, y))
-            x += image.width + gap
-        y += height + gap
-    with atomic_open(path) as handle:
-        sheet.save(handle, format="PNG")
-    return path
 
 
 def face_box(aligned: AlignedFace, margin: float = 0.35) -> tuple[float, float, float, float]:
@@ -496,7 +255,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         facelib.data.NoFaceError: no face was found in it.
         OutputFolderError: ``out_dir`` names a file (checked before any work).
         FaceChoiceError: ``config.face`` is not one of the faces found.
-        facelib.refine.TextureWeightsError: ``config.gcn_weights`` cannot be used.
+        facelib.gcn.weights.TextureWeightsError: ``config.gcn_weights`` cannot be used.
         facelib.nets.RegressorWeightsError: regressor weights were given (or found) but cannot be used.
     """
     from facelib.nets import IdentityEncoder

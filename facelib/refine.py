@@ -1,75 +1,52 @@
-"""Per-image texture refinement: Lin et al.'s TextureGCN on one photo, or dataset-trained weights.
+"""Texture refinement of one fitted photo: Lin et al.'s TextureGCN run forward with dataset-trained
+weights, fine-tuned on the photo, or optimised on the photo alone.
 
 After a fit (:mod:`facelib.fit`) the face has a shape, a pose, a lighting and a 3DMM albedo T that
 is smooth: 80 PCA coefficients cannot hold freckles, a beard shadow or make-up. The texture GCNs
 (:class:`~facelib.gcn.TextureGCN`) map, per vertex, the coarse albedo T, the photo's colour T_p at
-the projected vertex with its visibility v, and the photo's FaceNet embedding f(I) to a refined
-albedo T' in [0, 1]:
+the projected vertex with its confidence c (:mod:`facelib.texture_inputs`), and the photo's
+identity embedding f(I) to a refined albedo T' in [0, 1]:
 
-    T' = G_theta(T, T_p, v, f(I))                                          (B, V, 3)
+    T' = G_theta(T, T_p, c, f(I))                                          (B, V, 3)
 
-Two ways to get theta:
+Three ways to get theta:
 
-* **Dataset-trained weights** (a checkpoint from a trainer, :func:`save_texture_gcn`; the course
-  ships one, :func:`bundled_texture_weights`, trained by :mod:`facelib.train.texture`): one forward
-  pass, no optimisation. This is the paper's use. ``RefineConfig.finetune_steps`` optimises them
-  further on the photo with the losses below, the rendering terms at full weight from the start.
-* **Per-image optimisation** (the default when there are no weights): a fresh network is
-  optimised on this one photo with the paper's losses, with the fitted shape, pose and light fixed:
+* **Dataset-trained weights** (:func:`~facelib.gcn.weights.load_texture_gcn`; the course ships
+  :func:`~facelib.gcn.weights.bundled_texture_weights`, trained by :mod:`facelib.train.texture`):
+  one forward pass, no optimisation. This is the paper's use.
+* **Fine-tuning** (``RefineConfig.finetune_steps``): those weights optimised further on the photo
+  with the losses below, the rendering terms at full weight from the start.
+* **Per-image optimisation** (without weights): a fresh network optimised on this photo alone, with
+  the fitted shape, pose and light fixed, on the paper's losses
 
       L = s1 (L_pix(I, R') + s2 L_id(I, R') + s3 L_adv(R'))  +  s4 (L_vert(T, T') + L_vert(T_p, T~'))
 
-  - L_pix: the masked per-pixel distance over M_proj x M_face (:func:`~facelib.losses.photometric_loss`);
-    R' is the fitted face rendered with T'.
-  - L_id = 1 - cos(f(I), f(R')) with the frozen FaceNet (:class:`~facelib.nets.IdentityEncoder`),
-    R' composited over the photo so that FaceNet sees a whole face. Only with pretrained FaceNet
-    weights by default: an untrained network's embedding is a fixed random feature map, and pulling
-    two of those together says nothing about identity (``RefineConfig.identity`` overrides this).
-  - L_vert(T, T') keeps T' near the 3DMM albedo; L_vert(T_p, T~') makes T' under the fitted
-    lighting (T~') match the photo at the visible vertices (and, with the official code's weight
-    0.3, the shaded 3DMM colour at the hidden ones, which the pixel loss never sees).
-  - s1 and s4 follow the official code's staircase (:class:`~facelib.losses.Schedule`, "official"),
-    squeezed into the run: six equal stages with s1 = 0, 0.2, ..., 1 and s4 = max(1 - s1, 0.2).
-  - L_adv is **off** by default (s3 = 0). A WGAN critic learns what real photos look like from many
-    of them; on a single photo it can only memorise that photo, so its gradient says no more than
-    L_pix, is noisier, and costs five critic steps per step (and s3 = 0.001 makes it small even in
-    training). A critic trained on a dataset can be passed in (``critic=``): it is used frozen.
+  - L_pix: the masked per-pixel distance over M_proj x M_face (:func:`~facelib.losses.photometric_loss`),
+    R' the fitted face rendered with T'.
+  - L_id = 1 - cos(f(I), f(R')), R' composited over the photo so that the frozen identity network
+    (:class:`~facelib.nets.IdentityEncoder`) sees a whole face; on only with a pretrained network
+    (an untrained one's embedding is a fixed random feature map that says nothing about identity).
+  - L_vert(T, T') keeps T' near T; L_vert(T_p, T~') makes T' under the fitted light (T~') match the
+    photo at the confident vertices, and (the official code's weight 0.3) the shaded 3DMM colour at
+    the hidden ones, which the pixel loss never sees.
+  - s1 and s4 follow the official code's staircase (:class:`~facelib.losses.Schedule`, "official")
+    squeezed into the run: six stages with s1 = 0, 0.2, ..., 1 and s4 = max(1 - s1, 0.2).
+  - L_adv is off (s3 = 0): a critic trained on one photo can only memorise it. A critic trained on
+    a data set can be passed in (``critic=``) and is used frozen.
 
-  Three choices of facelib's for the single photo, where the paper trains on a data set:
+  Choices of facelib's for the single photo, where the paper trains on a data set:
 
-  - The refinement starts *at* T: T' = T + (z_theta(x) - z_theta0(x)) / 2, the change of the
-    network's output since its random initialisation, taken before the CombineNet's tanh
-    (:meth:`TextureGCN.preactivation`). A fresh network's own output is an arbitrary colour field,
-    and learning to reproduce T takes it hundreds of steps (measured: L1 0.03 after 100). After the
-    tanh, the channels where it is saturated could not move while the others did, and real photos
-    came out with green and magenta patches.
-  - T_p comes with a confidence instead of the 0/1 visibility (:func:`reliable_samples`): silhouette,
-    grazing and eyelid samples, and non-skin pixels, would otherwise be painted onto the face.
-  - The layers on the face mesh itself learn at 2.5e-4, the coarser levels and the Decoder at 3e-5
-    (:func:`finest_parameters`): detail lives at the finest level, and this network, without
-    normalisation layers, answers Adam's first steps on its deep layers with a jump of the whole
-    colour field (measured when the change was still read after the tanh: into its saturation,
-    from which a few hundred steps did not recover).
+  - It starts *at* T: T' = T + (z_theta(x) - z_theta0(x)) / 2, the change of the network's
+    pre-tanh output since its initialisation (:meth:`TextureGCN.preactivation`), so step 0 is the
+    3DMM albedo rather than an arbitrary colour field, and no channel starts in the tanh's saturation.
+  - T_p comes with the confidence of :func:`~facelib.texture_inputs.reliable_samples`, not the 0/1 visibility.
+  - The finest level learns at 2.5e-4, the coarser levels and the Decoder at 3e-5
+    (:func:`finest_parameters`): detail lives at the finest level, and a network without
+    normalisation answers Adam's first steps on its deep layers with a jump of the whole colour field.
+  - The learning rate warms up over at least :data:`MIN_WARMUP_STEPS` steps, for the same reason.
 
-  What to expect (measured on the synthetic benchmark, see the tests): with the geometry and light
-  right, the refinement lowers the per-vertex albedo error of faces with strong detail (-6.6 % in
-  100 steps on the test's face) and adds a little noise to faces without. After the real pipeline
-  (``FACELIB_FAST=1 python -m facelib eval-reconstruct -n 48``: regress, fit, M_face, refit, refine
-  at 128 px) the error changes by -0.12 % over the face (95 % interval -0.27 to +0.03), -0.21 % over
-  the visible vertices (-0.39 to -0.03) and -0.11 % in the detail band (-0.23 to +0.01): lower, but
-  small, and over the whole face not clearly different from zero. Whole-face error is dominated by
-  what the refinement keeps, the fitted light's gain and the hidden vertices: even the photo itself,
-  de-lit at every reliable vertex (:func:`facelib.reconstruct.delit_reference`), is 0.4 % worse over
-  the face there and 2.1 % better in the detail band. Larger learning rates, a de-lit input, comparing
-  in albedo space, a weaker pull towards T and the residual form were tried and measured: each was
-  neutral or unstable in 100 steps, because a fresh network cannot learn to pass per-vertex detail
-  through its layers that fast. Dataset-trained weights are what makes the GCN worth its cost; this
-  mode lets the pipeline, the losses and the course run end to end before any are trained.
-
-Mesh hierarchies: a subdivided model (``MorphableModel.subdivided(levels)``) gets the exact
-hierarchy of its subdivisions (:meth:`MeshHierarchy.from_subdivision`) followed by quadric steps;
-any other mesh a quadric one (:meth:`MeshHierarchy.build`). Five levels in all, as the "paper" and
-"official" configurations expect (:func:`texture_hierarchy`).
+Measured effects of each mode are in ``data/README.md`` and the results files the commands write
+(``eval-reconstruct``, ``score-photos``), not here.
 """
 
 from __future__ import annotations
@@ -85,30 +62,22 @@ from torch import nn
 
 from facelib.config import pick
 from facelib.gcn.texture import TextureGCN, TextureGCNConfig
-# TextureGCN weights files and hierarchies live in gcn; refine's names are kept for its callers.
-from facelib.gcn.weights import (CHECKPOINT_FORMAT, HIERARCHY_STEPS, TEXTURE_WEIGHTS_ENV, TextureWeightsError,  # noqa: F401
-                                 bundled_texture_weights, find_texture_weights, load_texture_gcn, save_texture_gcn,
-                                 texture_hierarchy)
+from facelib.gcn.weights import HIERARCHY_STEPS, TextureWeightsError, load_texture_gcn
 from facelib.losses import Schedule, generator_loss, identity_loss, photometric_loss, projected_color_loss, vertex_loss
 from facelib.mesh.hierarchy import MeshHierarchy
 from facelib.morphable.model import MorphableModel
-from facelib.render.lighting import shade, unshade
 from facelib.render.composite import composite
+from facelib.render.lighting import shade
 from facelib.render.renderer import FaceRenderer, Rendering
-from facelib.losses.masks import erode
-from facelib.losses.occluders import occluder_gate
-from facelib.mesh.graph import scipy_adjacency
-from facelib.render.sample import VertexSamples, sample_image
+from facelib.render.sample import VertexSamples
+from facelib.texture_inputs import fidelity_inputs, reliable_samples
 
 MIN_WARMUP_STEPS = 15
 """The shortest learning-rate warm-up of per-image refinement, whatever ``RefineConfig.steps`` is.
 
 Adam's first steps move every weight by the full learning rate, and this network answers a full
-first step with a jump of the whole colour field that takes some 20 steps to undo. With a warm-up
-of 15% of the steps only, short runs ended inside that jump (measured with ``eval-reconstruct -n 8
---size 96 --steps 10``: face error +17 %, scale-invariant error 0.0397 against the 3DMM's 0.0355);
-with this floor the same run changes the error by -0.9 % and leaves the scale-invariant error at
-0.0355. The defaults (100 and 300 steps) warm up over 15 and 45 steps either way.
+first step with a jump of the whole colour field that takes some 20 steps to undo; a short run must
+not end inside it. The defaults (100 and 300 steps) warm up over 15 and 45 steps either way.
 """
 
 
@@ -218,139 +187,6 @@ class RefineResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     network: TextureGCN | None = None
-
-
-# ---- what the photo says at each vertex ----------------------------------------------------------
-def mask_at_vertices(mask: torch.Tensor, rendering: Rendering) -> torch.Tensor:
-    """(B, H, W) image mask (M_face) -> (B, V) its bilinear value at each projected vertex, in [0, 1]."""
-    return sample_image(mask[..., None].to(rendering.screen), rendering.screen[..., :2])[..., 0].clamp(0, 1)
-
-
-@torch.no_grad()
-def reliable_samples(renderer: FaceRenderer, photo: torch.Tensor, rendering: Rendering, mask: torch.Tensor | None = None,
-                     min_facing: float = 0.3, depth_tolerance: float = 0.002) -> VertexSamples:
-    """T_p with a confidence in [0, 1] in place of the 0/1 visibility.
-
-    :meth:`FaceRenderer.sample_colors` calls a vertex visible when one of the four pixels around
-    its projection passes a loose depth test. That is right for "can the camera see it", but the
-    colour read there is often not the vertex's own: at the silhouette the bilinear sample mixes in
-    the background, an eyeball 5 mm behind the eyelid passes a 1 % depth test and reads the lid,
-    and at grazing angles one pixel spans many vertices. With the true geometry and light, such
-    samples make up a quarter of the visible vertices and most of the sampling error (on the
-    synthetic faces: mean error 0.028 for all visible vertices, 0.008 for the confident ones). So
-    the confidence of vertex i is
-
-        c_i = v_i * [all four pixels around it are inside the face, 1 pixel from its edge]
-                  * [|z_buffer(p_i) - z_i| < depth_tolerance * z_i]
-                  * clamp((cos theta_i - min_facing) / min_facing, 0, 1) * M_face(p_i),
-
-    with theta_i the angle between its normal and the ray to the camera, and M_face(p_i) the skin
-    mask at its projection (hair, glasses and hands are not the face's albedo).
-
-    Args:
-        renderer: the renderer that made ``rendering``.
-        photo: (B, H, W, 3) the photos.
-        rendering: the fitted faces rendered at the photos' size.
-        mask: (B, H, W) M_face (default: everywhere).
-        min_facing: cos theta below which the confidence is 0 (it reaches 1 at twice this).
-        depth_tolerance: relative depth tolerance of the tight depth test.
-
-    Returns:
-        :class:`VertexSamples`: the colours (zero where the confidence is 0) and the confidence.
-    """
-    samples = renderer.sample_colors(photo, rendering)
-    xy = rendering.screen[..., :2]
-    depth = rendering.screen[..., 2]
-    inside = sample_image(erode(rendering.mask, 1)[..., None], xy)[..., 0] > 0.999
-    agrees = (sample_image(rendering.depth[..., None], xy)[..., 0] - depth).abs() < depth_tolerance * depth
-    to_camera = -rendering.points
-    to_camera[..., 2] += renderer.camera.distance
-    cosine = (rendering.normals * torch.nn.functional.normalize(to_camera, dim=-1)).sum(-1)
-    facing = ((cosine - min_facing) / min_facing).clamp(0, 1)
-    skin = mask_at_vertices(mask, rendering) if mask is not None else 1.0
-    confidence = samples.visibility * inside * agrees * facing * skin
-    return VertexSamples(samples.colors * (confidence > 0).unsqueeze(-1), confidence)
-
-
-@dataclass
-class TextureInputs:
-    """What the texture stage reads of one fitted photo (see :func:`texture_inputs`).
-
-    Attributes:
-        shape: (B, V, 3) the fitted shape. coarse: (B, V, 3) the 3DMM albedo T in [0, 1].
-        fitted: the fitted face rendered with T.
-        samples: T_p with the confidence c of :func:`reliable_samples` (M_face included).
-        delit: (B, V, 3) D = T_p / E, the photo divided by the fitted irradiance (0 where c is 0).
-        confidence: (B, V) c, also 0 where a channel of E is too dark to divide by.
-    """
-
-    shape: torch.Tensor
-    coarse: torch.Tensor
-    fitted: Rendering
-    samples: VertexSamples
-    delit: torch.Tensor
-    confidence: torch.Tensor
-
-    def yardstick(self) -> torch.Tensor:
-        """T + c (D - T): the photo itself as albedo where it can be read, the 3DMM elsewhere. (B, V, 3)."""
-        c = self.confidence.unsqueeze(-1)
-        return (self.coarse + c * (self.delit - self.coarse)).clamp(0, 1)
-
-
-@torch.no_grad()
-def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                   mask: torch.Tensor | None = None, mirror: torch.Tensor | None = None, occluders: bool = False) -> TextureInputs:
-    """The fitted face, its 3DMM albedo and the photo read at its vertices, reliable and de-lit.
-
-    Args:
-        model: the morphable model the albedo lives on. renderer: a renderer of it at the photo's size.
-        photo: (B, H, W, 3) the photos. params: the fitted unknowns. mask: (B, H, W) M_face.
-        mirror: (V,) each vertex's mirror partner (``model.mirror``): where a vertex cannot be read
-            (hidden, grazing, occluded), its partner's reading stands in, weighted by the partner's confidence,
-
-                D_i <- (c_i D_i + (1 - c_i) c_m(i) D_m(i)) / (c_i + (1 - c_i) c_m(i)),   c_i <- c_i + (1 - c_i) c_m(i),
-
-            a face's albedo being nearly symmetric (None: no fill).
-        occluders: with a ``mask``, weigh the reading by M_face only where M_face points at an occluder
-            (:func:`~facelib.losses.occluder_gate`), not wherever the photo is not skin-coloured.
-    """
-    shape = model.shape(params["id"], params["exp"])
-    coarse = model.albedo(params["tex"]).clamp(0, 1)
-    fitted = renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
-    gated = occluders and mask is not None
-    samples = reliable_samples(renderer, photo, fitted, None if gated else mask)
-    delit, lit = unshade(samples.colors, fitted.normals, params["gamma"])
-    confidence = samples.visibility * lit
-    if gated:
-        skin = mask_at_vertices(mask, fitted)
-        gate = occluder_gate(delit, coarse, confidence, skin, scipy_adjacency(model.triangles, model.num_vertices))
-        confidence = confidence * gate
-        read = (confidence > 0).unsqueeze(-1)
-        samples = VertexSamples(samples.colors * read, samples.visibility * gate)
-        delit = delit * read
-    if mirror is not None:
-        c, cm = confidence.unsqueeze(-1), confidence[:, mirror].unsqueeze(-1)
-        filled = c + (1 - c) * cm
-        delit = torch.where(filled > 0, (c * delit + (1 - c) * cm * delit[:, mirror]) / filled.clamp(min=1e-6), delit)
-        confidence = filled[..., 0]
-    return TextureInputs(shape, coarse, fitted, samples, delit, confidence)
-
-
-def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                    mask: torch.Tensor | None = None, occluders: bool = False) -> TextureInputs:
-    """What the "fidelity" TextureGCN reads (in training and in :func:`refine`): :func:`texture_inputs` with the
-    mirror fill, and in training without M_face (``mask`` None).
-
-    Without M_face, because M_face is a skin-colour model made for the fit's light: it leaves out lips,
-    brows, stubble, moles and make-up, which are exactly the albedo's detail (on the synthetic
-    benchmark, 70 % of the detail band's vertices had no reading with it, 55 % without; the de-lit
-    photo's detail-band error fell from 0.96 to 0.88 x the 3DMM's, measured on 16 held-out fitted
-    faces at 224 px). The price: an occluder inside the face's outline (glasses frames, a fringe of
-    hair) is read as albedo too; the training faces have none to learn that from. On photos, ``mask`` with
-    ``occluders=True`` keeps those out and the detail in (:func:`~facelib.losses.occluder_gate`); ``mask``
-    alone weighs every reading by M_face.
-    """
-    return texture_inputs(model, renderer, photo, params, mask, model.mirror, occluders)
 
 
 # ---- refinement ----------------------------------------------------------------------------------

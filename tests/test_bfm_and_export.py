@@ -6,7 +6,7 @@ import torch
 from scipy.io import savemat
 
 from facelib.mesh.io import read_obj, read_ply, write_obj, write_ply
-from facelib.morphable import ModelFileError, MorphableModel
+from facelib.morphable import ModelFileError, load_bfm
 
 
 def _fake_bfm(v=120, f=200, seed=0):
@@ -22,7 +22,7 @@ def _fake_bfm(v=120, f=200, seed=0):
 def test_bfm_loader_reads_deng_layout(tmp_path):
     data = _fake_bfm()
     savemat(tmp_path / "BFM_model_front.mat", data)
-    model = MorphableModel.from_bfm(tmp_path / "BFM_model_front.mat")
+    model = load_bfm(tmp_path / "BFM_model_front.mat")
     assert model.layout.total == 257 and model.num_vertices == 120
     assert model.triangles.min() == 0 and model.landmarks[0] == 0  # 1-based in the file
     assert torch.allclose(model.mean_shape.mean(0), torch.zeros(3), atol=1e-5)  # recentred
@@ -37,7 +37,7 @@ def test_bfm_loader_names_the_missing_key(tmp_path, key):
     data.pop(key)
     savemat(tmp_path / "bfm.mat", data)
     with pytest.raises(ModelFileError, match=key):
-        MorphableModel.from_bfm(tmp_path / "bfm.mat")
+        load_bfm(tmp_path / "bfm.mat")
 
 
 def test_bfm_loader_names_the_wrong_shape(tmp_path):
@@ -45,7 +45,7 @@ def test_bfm_loader_names_the_wrong_shape(tmp_path):
     data["exBase"] = data["exBase"][:-3]
     savemat(tmp_path / "bfm.mat", data)
     with pytest.raises(ModelFileError, match=r"exBase must be \(3V=360"):
-        MorphableModel.from_bfm(tmp_path / "bfm.mat")
+        load_bfm(tmp_path / "bfm.mat")
 
 
 def test_obj_and_ply_round_trip(tmp_path, open_model):

@@ -125,7 +125,7 @@ def test_on_a_face_with_a_dark_band_the_gate_drops_the_band_and_keeps_more_than_
     """
     from facelib.data import benchmark
     from facelib.losses import skin_mask
-    from facelib.refine import texture_inputs
+    from facelib.texture_inputs import texture_inputs
 
     faces = benchmark(n=1, size=128, level=0, device="cpu")
     batch = faces.batch([0])

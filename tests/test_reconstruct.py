@@ -14,8 +14,9 @@ from PIL import Image
 from facelib.cli import main
 from facelib.fit import initial_params
 from facelib.mesh.io import read_obj, read_ply
-from facelib.refine import (RefineConfig, TextureWeightsError, load_texture_gcn, refine, reliable_samples, save_texture_gcn,
-                            texture_hierarchy)
+from facelib.refine import RefineConfig, refine
+from facelib.gcn.weights import TextureWeightsError, load_texture_gcn, save_texture_gcn, texture_hierarchy
+from facelib.texture_inputs import reliable_samples
 from facelib.render import FaceRenderer
 
 OUTPUTS = ("face_3dmm.obj", "face_3dmm.ply", "face_gcn.obj", "face_gcn.ply", "overlay.png", "viewer.html", "summary.json")
@@ -319,7 +320,7 @@ def test_delit_reference_recovers_detail_under_the_true_light():
     """
     from facelib.data import benchmark
     from facelib.evaluate import truth_masks
-    from facelib.reconstruct import delit_reference
+    from facelib.texture_inputs import delit_reference
 
     faces = benchmark(n=2, size=112, level=0, device="cpu")
     batch = faces.batch(range(2))

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from facelib.gcn import TextureGCN, TextureGCNConfig
-from facelib.refine import (TextureWeightsError, bundled_texture_weights, fidelity_inputs, load_texture_gcn, refine, save_texture_gcn,
-                            texture_hierarchy, texture_inputs)
+from facelib.gcn.weights import (TextureWeightsError, bundled_texture_weights, load_texture_gcn, save_texture_gcn,
+                                 texture_hierarchy)
+from facelib.texture_inputs import fidelity_inputs, texture_inputs
+from facelib.refine import refine
 from facelib.render import FaceRenderer
 from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
 from facelib.train.texture import TextureTrainConfig, scale_invariant_l1, train_texture
@@ -127,9 +129,9 @@ def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
 
 def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatch, capsys):
     """A tiny pool (2 faces at 64 px, a few fit steps) through build, train, checkpoint, resume and the weights file."""
-    import facelib.nets
+    import facelib.train.texture
 
-    monkeypatch.setattr(facelib.nets, "IdentityEncoder", lambda **kwargs: StubEncoder())
+    monkeypatch.setattr(facelib.train.texture, "IdentityEncoder", lambda **kwargs: StubEncoder())
     spec = PoolSpec(n=2, size=64, level=0, fit_steps=4, refit_steps=2, chunk=2, root=tmp_path / "pools")
     build_pool(spec, verbose=False)
     pool = load_pool(spec)

@@ -11,7 +11,7 @@ import torch
 
 from facelib.config import REPO_DIR
 from facelib.gcn import TextureGCN, TextureGCNConfig
-from facelib.refine import load_texture_gcn
+from facelib.gcn.weights import load_texture_gcn
 from facelib.train import StepSampler, TrainConfig, Trainer, TrainingDiverged, read_log
 from facelib.train.checkpoint import CheckpointError
 

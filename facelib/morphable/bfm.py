@@ -1,7 +1,7 @@
 """Loading Deng et al.'s ``BFM_model_front.mat`` (BFM09 front face) into a ``MorphableModel``.
 
 BFM cannot ship with the course; a user who has registered for it and prepared the file with
-Deep3DFaceRecon's script switches with one argument: ``MorphableModel.from_bfm(path)``.
+Deep3DFaceRecon's script switches with one call: ``facelib.morphable.load_bfm(path)``.
 """
 
 from __future__ import annotations

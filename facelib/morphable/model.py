@@ -124,13 +124,6 @@ class MorphableModel:
                     t["landmarks"], t.get("mirror"), masks, name=f"open face model ({path.name})", meta=meta)
         return model.subdivided(level) if level else model
 
-    @classmethod
-    def from_bfm(cls, path: str | Path, recenter: bool = True) -> "MorphableModel":
-        """Loads Deng et al.'s ``BFM_model_front.mat`` (see :func:`facelib.morphable.bfm.load_bfm`)."""
-        from facelib.morphable.bfm import load_bfm
-
-        return load_bfm(path, recenter)
-
     def subdivided(self, levels: int = 1) -> "MorphableModel":
         """The same model on a mesh subdivided ``levels`` times (midpoint rule; bases carried exactly).
 

@@ -17,7 +17,7 @@ What this module does:
   :mod:`facelib.data.align`) differentiably to the chip geometry dlib's ``get_face_chip(img, shape,
   size=150, padding=0.25)`` produces from its 5-point landmarks.
 
-``python -m facelib.nets.identity_measure`` measures how well all this agrees with dlib: descriptor
+``python -m facelib.evaluate.identity`` measures how well all this agrees with dlib: descriptor
 parity, our crops against dlib's own chips, and same- against different-identity distances on
 synthetic faces and on the bundled photos.
 """

@@ -4,7 +4,7 @@ A texture network trained on the true shape and light learns to trust them; at r
 fit, whose light is a little off, whose geometry is a little off, and whose M_face lets some hair
 through. So the texture stage trains on what :func:`facelib.reconstruct.reconstruct` hands it:
 each synthetic face (its own split, :data:`POOL_SPLIT`, disjoint from the benchmark) is regressed and
-fitted with M_face exactly as ``reconstruct`` does (:func:`~facelib.reconstruct.fit_with_skin_mask`
+fitted with M_face exactly as ``reconstruct`` does (:func:`~facelib.fit.fit_with_skin_mask`
 on the level-0 mesh), and what the texture stage reads is stored beside the truth:
 
 =============  ==============  =====================================================================
@@ -34,6 +34,12 @@ from pathlib import Path
 import torch
 
 from facelib import config as settings
+from facelib.data import SyntheticFaces
+from facelib.fit import fit_with_skin_mask
+from facelib.morphable import load_open_model
+from facelib.morphable.landmarks import five_from_68
+from facelib.nets.regressor import find_regressor_weights, load_regressor
+from facelib.render import FaceRenderer
 from facelib.train.checkpoint import atomic_save
 
 POOL_FORMAT = "facelib.fitted_pool/1"
@@ -69,12 +75,6 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 def build_chunk(spec: PoolSpec, start: int, regressor: torch.nn.Module | None) -> dict:
     """Renders, regresses and fits faces ``start .. start + spec.chunk - 1`` of the pool (on the CPU)."""
-    from facelib.data import SyntheticFaces
-    from facelib.morphable import load_open_model
-    from facelib.morphable.landmarks import five_from_68
-    from facelib.reconstruct import fit_with_skin_mask
-    from facelib.render import FaceRenderer
-
     faces = SyntheticFaces(n=spec.n, size=spec.size, seed=spec.seed, level=spec.level, device="cpu", split=POOL_SPLIT)
     base = load_open_model(level=0, verbose=False)
     indices = list(range(start, min(start + spec.chunk, spec.n)))
@@ -98,9 +98,6 @@ def build_pool(spec: PoolSpec | None = None, verbose: bool = True) -> Path:
     The regressor is the bundled one (:func:`facelib.nets.regressor.find_regressor_weights`), as in
     ``reconstruct``; without it the fits start from the mean face, and that is said.
     """
-    from facelib.morphable import load_open_model
-    from facelib.nets.regressor import find_regressor_weights, load_regressor
-
     spec = spec or PoolSpec()
     folder = spec.folder
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
   draws a batch and one crop size of 224, 176 or 128 px (the course runs 224 in full and 128 in
   fast mode; the photo and M_face are resized, the fit is the same since the camera scales with
   the image).
-* **Inputs** (:func:`~facelib.refine.fidelity_inputs`): T, T_p with its confidence c
-  (:func:`~facelib.refine.reliable_samples`: silhouette, grazing and eyelid samples get 0; M_face
+* **Inputs** (:func:`~facelib.texture_inputs.fidelity_inputs`): T, T_p with its confidence c
+  (:func:`~facelib.texture_inputs.reliable_samples`: silhouette, grazing and eyelid samples get 0; M_face
   is not applied, see there) and D = T_p / E, the photo de-lit by the fitted light, where a vertex
   cannot be read filled from its mirror partner's reading.
   The output starts at B = T + c (D - T), the de-lit photo where it can be read, and the network
@@ -47,6 +47,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from facelib.evaluate import DETAIL_THRESHOLD, psnr
+from facelib.evaluate.metrics import scale_invariant_error
+from facelib.gcn.texture import TextureGCN, TextureGCNConfig, parameter_count
+from facelib.gcn.weights import save_texture_gcn, texture_hierarchy
+from facelib.losses import identity_loss, photometric_loss, projected_color_loss, vertex_loss
+from facelib.morphable import load_open_model
+from facelib.nets import IdentityEncoder
+from facelib.render import FaceRenderer
+from facelib.render.composite import composite
+from facelib.render.lighting import shade
+from facelib.texture_inputs import fidelity_inputs, texture_inputs
 from facelib.train.checkpoint import atomic_save
 from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
 
@@ -86,7 +97,6 @@ class TextureTrainConfig:
             (:func:`holdout_scores`: detail-band scale-invariant error and re-rendering PSNR of the
             3DMM, the de-lit photo and the network).
     """
-
     pool: PoolSpec = field(default_factory=PoolSpec)
     steps: int = 3000
     minutes: float = 35.0
@@ -133,7 +143,6 @@ class _Renderers:
         self.model, self.cache = model, {}
 
     def __call__(self, size: int):
-        from facelib.render import FaceRenderer
 
         if size not in self.cache:
             self.cache[size] = FaceRenderer.for_model(self.model, size)
@@ -141,7 +150,7 @@ class _Renderers:
 
 
 class _InputCache:
-    """What the texture stage reads of each pool face at each crop size (:func:`~facelib.refine.texture_inputs`),
+    """What the texture stage reads of each pool face at each crop size (:func:`~facelib.texture_inputs.texture_inputs`),
     computed the first time a batch asks for it: the fit does not change, so neither do they."""
 
     KEYS = ("shape", "coarse", "colors", "delit", "confidence", "normals", "shaded_3dmm")
@@ -150,7 +159,6 @@ class _InputCache:
         self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
 
     def __call__(self, idx: torch.Tensor, size: int, photo: torch.Tensor, m_face: torch.Tensor) -> dict[str, torch.Tensor]:
-        from facelib.refine import fidelity_inputs
 
         missing = [j for j, i in enumerate(idx.tolist()) if (i, size) not in self.items]
         if missing:
@@ -177,7 +185,6 @@ def holdout_scores(network, model, renderers: _Renderers, inputs: "_InputCache",
                    embeddings: torch.Tensor, size: int) -> dict[str, dict[str, float]]:
     """Detail-band scale-invariant albedo error and PSNR inside M_proj x M_face, for the 3DMM, the de-lit photo
     and the network, on pool faces (at ``size`` px). Means over the faces."""
-    from facelib.evaluate import DETAIL_THRESHOLD, _scale_invariant_error, psnr
 
     photo = _resize(pool["image"][indices].float() / 255, size)
     m_face = _resize(pool["m_face"][indices].float()[..., None] / 255, size)[..., 0]
@@ -186,7 +193,6 @@ def holdout_scores(network, model, renderers: _Renderers, inputs: "_InputCache",
     truth, base = pool["albedo"][indices].float(), pool["albedo_base"][indices].float()
     skin = model.masks["skin"].float().expand(truth.shape[:2])
     detail = skin * ((truth - base).abs().mean(-1) > DETAIL_THRESHOLD).float()
-    from facelib.refine import texture_inputs
 
     c = x["confidence"].unsqueeze(-1)
     albedos = {"3dmm": x["coarse"], "delit": texture_inputs(model, renderers(size), photo, params, m_face).yardstick(),
@@ -195,8 +201,8 @@ def holdout_scores(network, model, renderers: _Renderers, inputs: "_InputCache",
     out = {}
     for name, albedo in albedos.items():
         r = renderers(size).render(x["shape"], albedo, params["angles"], params["translation"], params["gamma"])
-        out[name] = {"detail_si": float(_scale_invariant_error(albedo, truth, skin, detail).nanmean()),
-                     "face_si": float(_scale_invariant_error(albedo, truth, skin, skin).nanmean()),
+        out[name] = {"detail_si": float(scale_invariant_error(albedo, truth, skin, detail).nanmean()),
+                     "face_si": float(scale_invariant_error(albedo, truth, skin, skin).nanmean()),
                      "psnr": float(psnr(r.image.clamp(0, 1), photo, r.mask * m_face).nanmean())}
     return out
 
@@ -218,14 +224,6 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     Raises:
         FloatingPointError: a loss became NaN or infinite (the last checkpoint is kept).
     """
-    from facelib.gcn.texture import TextureGCN, TextureGCNConfig, parameter_count
-    from facelib.losses import identity_loss, photometric_loss, projected_color_loss, vertex_loss
-    from facelib.morphable import load_open_model
-    from facelib.nets import IdentityEncoder
-    from facelib.gcn.weights import save_texture_gcn, texture_hierarchy
-    from facelib.render.composite import composite
-    from facelib.render.lighting import shade
-
     config = config or TextureTrainConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

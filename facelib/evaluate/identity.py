@@ -1,7 +1,7 @@
-"""Measures the identity network on facelib's own inputs: ``python -m facelib.nets.identity_measure``.
+"""Measures the identity network on facelib's own inputs: ``python -m facelib.evaluate.identity``.
 
-A measurement script, not a library layer: it composes :mod:`facelib.data` (alignment, synthetic
-faces, the bundled photos) with :mod:`facelib.nets`, and imports them when it runs. It reports:
+A measurement, so it lives with the other scores: it composes :mod:`facelib.data` (alignment,
+synthetic faces, the bundled photos) with :mod:`facelib.nets`. It reports:
 
 - **parity**: the torch network against dlib's own ``compute_face_descriptor`` on dlib's own chips of
   the bundled photos (needs the test-only package ``dlib-bin``; skipped without it);
@@ -27,6 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from facelib.data import PHOTOS, SyntheticConfig, SyntheticFaces, align_face
+from facelib.data.align import apply_affine
+from facelib.data.images import load_rgb
+from facelib.nets import IdentityEncoder
+from facelib.nets.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DLIB_SHAPE_PREDICTOR_FILE, TEMPLATE_DLIB_POINTS, dlib_model_path
+
 
 def _stats(values: list[float] | np.ndarray) -> dict[str, float]:
     v = np.asarray(values, dtype=np.float64)
@@ -35,9 +41,7 @@ def _stats(values: list[float] | np.ndarray) -> dict[str, float]:
 
 def _dlib_chip(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """dlib's own 150 x 150 chip of the largest face and its 5 points (dlib's convention), or None."""
-    import dlib
-
-    from facelib.nets.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DLIB_SHAPE_PREDICTOR_FILE, dlib_model_path
+    import dlib  # test-only (dlib-bin): imported here so that the module loads without it
 
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(dlib_model_path(DLIB_SHAPE_PREDICTOR_FILE)))
@@ -52,11 +56,6 @@ def _dlib_chip(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 def measure_photos(encoder: Any, size: int = 224) -> dict[str, Any]:
     """Parity, crop-vs-chip, mirror and cross-photo distances on the bundled photos (see the module docstring)."""
-    from facelib.data import PHOTOS, align_face
-    from facelib.data.align import apply_affine
-    from facelib.data.images import load_rgb
-    from facelib.nets.dlib_resnet import TEMPLATE_DLIB_POINTS, dlib_model_path
-
     try:
         import dlib
     except ImportError:
@@ -109,8 +108,6 @@ def synthetic_renders(identities: int = 6, views: int = 5, size: int = 224, seed
     Returns:
         ((identities * views, size, size, 3) images in [0, 1], (identities * views,) identity labels).
     """
-    from facelib.data import SyntheticConfig, SyntheticFaces
-
     config = SyntheticConfig(max_yaw=max_yaw)
     faces = SyntheticFaces(n=identities * (views + 1), size=size, seed=seed, level=0, device="cpu", config=config)
     ids = faces.batch(range(identities))
@@ -143,8 +140,6 @@ def measure_synthetic(encoder: Any, identities: int = 6, views: int = 5, size: i
 
 def measure(size: int = 224, identities: int = 6, views: int = 5, seed: int = 0) -> dict[str, Any]:
     """Every measurement of the module docstring with the encoder ``IdentityEncoder()`` picks."""
-    from facelib.nets import IdentityEncoder
-
     encoder = IdentityEncoder(allow_untrained=True)
     start = time.perf_counter()
     out: dict[str, Any] = {"network": encoder.name, "source": encoder.source}

@@ -1,0 +1,110 @@
+"""``reconstruct``'s stages as methods of the ground-truth benchmark (``python -m facelib eval-reconstruct``).
+
+On synthetic faces the true albedo is known, so the 3DMM albedo, the refined one and the yardstick
+(the photo de-lit by the fitted light, :func:`~facelib.texture_inputs.delit_reference`) can be scored
+against it by :func:`facelib.evaluate.evaluate`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from facelib.evaluate.benchmark import Prediction, once_per_batch
+from facelib.evaluate.photos import FIDELITY_START
+from facelib.fit import fit_with_skin_mask
+from facelib.gcn.weights import load_texture_gcn, texture_hierarchy
+from facelib.morphable import MorphableModel, load_open_model
+from facelib.morphable.landmarks import five_from_68
+from facelib.nets import IdentityEncoder
+from facelib.reconstruct import ReconstructConfig
+from facelib.refine import RefineResult, refine
+from facelib.render import FaceRenderer
+from facelib.texture_inputs import delit_reference, fidelity_inputs
+
+BENCHMARK_BASELINE = "3DMM only (regress + fit)"
+"""The name of :func:`benchmark_methods`' 3DMM-only method in tables."""
+
+DELIT_REFERENCE = "photo de-lit (reference)"
+"""The name of :func:`delit_reference` in :func:`benchmark_methods`' tables."""
+
+
+def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
+                      encoder: torch.nn.Module | None = None) -> dict[str, Callable]:
+    """This pipeline as methods of :func:`facelib.evaluate.evaluate`: 3DMM only, refined, and a yardstick.
+
+    Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
+    the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true 68
+    landmarks stand in for MTCNN's five, because detection is not what is measured here), and the
+    texture refinement on the benchmark's mesh. The methods share one run per batch and the same
+    fitted geometry and light, so their difference is the refinement alone.
+
+    Args:
+        faces: the benchmark (:func:`facelib.data.benchmark`); its model and renderer are used.
+        level: the subdivision level of the benchmark's mesh (the one it was made with).
+        config: steps of the fits and the refinement (``size`` and ``level`` are the benchmark's, not
+            these); ``gcn_weights`` scores dataset-trained weights instead of per-image optimisation.
+        regressor: the stage-1 regressor (None: the fit starts from the mean face).
+        encoder: the face embedder (default: :class:`~facelib.nets.IdentityEncoder` as
+            :func:`reconstruct` makes it).
+
+    Returns:
+        {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
+        :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick, :data:`FIDELITY_START`: the
+        trained network's starting point}.
+    """
+    config = config or ReconstructConfig()
+    if encoder is None:
+        encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
+    base = load_open_model(level=0, verbose=False)
+    hierarchy = texture_hierarchy(base, level)
+    if hierarchy.num_vertices[0] != faces.model.num_vertices:
+        raise ValueError(f"level {level} has {hierarchy.num_vertices[0]:,} vertices, the benchmark's mesh "
+                         f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
+    if config.gcn_weights is not None:
+        load_texture_gcn(config.gcn_weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
+    keys = ("id", "exp", "angles", "translation", "gamma")
+    fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}
+
+    def level0(device: torch.device) -> tuple[MorphableModel, FaceRenderer]:
+        # As in reconstruct: the fit runs on the level-0 mesh (the coefficients do not depend on the level).
+        if device not in fit_renderers:
+            model0 = faces.model if level == 0 else base.to(device)
+            fit_renderers[device] = (model0, faces.renderer if level == 0 else FaceRenderer.for_model(model0, faces.size))
+        return fit_renderers[device]
+
+    @once_per_batch  # the three methods read the same batch: fit and refine it once
+    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, torch.Tensor]:
+        photo = batch["image"]
+        start = None
+        if regressor is not None:
+            with torch.no_grad():
+                start = regressor.to(photo.device)(photo)
+        model0, renderer0 = level0(photo.device)
+        first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
+                                                   config.fit_steps, config.refit_steps, start)
+        params = (second or first).params
+        result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
+                        config.refine, weights=config.gcn_weights)
+        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params).yardstick()
+        return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point)
+
+    def coarse(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, result, _ = run(batch)
+        return Prediction(result.coarse, {k: params[k] for k in keys})
+
+    def refined(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, result, _ = run(batch)
+        return Prediction(result.albedo, {k: params[k] for k in keys})
+
+    def reference(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, _, (albedo, _) = run(batch)
+        return Prediction(albedo, {k: params[k] for k in keys})
+
+    def start_point(batch: dict[str, torch.Tensor]) -> Prediction:
+        params, _, (_, albedo) = run(batch)
+        return Prediction(albedo, {k: params[k] for k in keys})
+
+    name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
+    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference, FIDELITY_START: start_point}
