@@ -264,7 +264,9 @@ def _eval_regressor(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from facelib.train.checkpoint import CheckpointError
-    from facelib.train.trainer import TrainingDiverged, config_from_args, run_training
+    from facelib.train.command import run_training
+    from facelib.train.config import config_from_args
+    from facelib.train.trainer import TrainingDiverged
 
     try:
         config = config_from_args(args)
@@ -284,8 +286,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from facelib.evaluate import TABLE_LEGEND, evaluate, table
     from facelib.train.checkpoint import CheckpointError
+    from facelib.train.config import config_from_args
     from facelib.train.evaluation import BASELINE, ablation_study, benchmark_faces, load_run, texture_methods
-    from facelib.train.trainer import TrainingDiverged, config_from_args
+    from facelib.train.trainer import TrainingDiverged
 
     try:
         if args.run:
@@ -490,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train the GCN texture stage (Lin et al.); torchrun --nproc_per_node=N for data parallelism")
     p.add_argument("--config", default=None, help="a YAML file of settings (see configs/); flags override it")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder (--out)")
-    from facelib.train.trainer import add_config_arguments
+    from facelib.train.config import add_config_arguments
 
     add_config_arguments(p)
     p.set_defaults(func=_train)

@@ -69,22 +69,22 @@ def test_load_run_rebuilds_the_identity_network_the_run_recorded(tmp_path, monke
         assert torch.equal(run.gcn.state_dict()[k], v)
     # A run whose recorded network cannot be built here is refused, naming both networks and what to do.
     import facelib.nets.dlib_resnet as dlib_resnet
-    import facelib.train.trainer as trainer_module
+    from facelib.train.identity_network import frozen_facenet
 
     dlib_run = TrainConfig(**TINY, out=str(tmp_path / "dlib"), steps=1, identity_network="dlib")
     train_or_load(dlib_run)
-    trainer_module.frozen_facenet.cache_clear()
+    frozen_facenet.cache_clear()
     monkeypatch.setattr(dlib_resnet, "dlib_model_path", lambda *a, **k: None)
     try:
         with pytest.raises(CheckpointError, match=r"trained with the identity network 'dlib_resnet_v1', which cannot be built "
                                                    r"here .*'facenet_untrained' would be used instead.*pip install --no-deps"):
             load_run(tmp_path / "dlib")
     finally:
-        trainer_module.frozen_facenet.cache_clear()
+        frozen_facenet.cache_clear()
 
 
 def test_identity_ablation_runs_whenever_the_network_is_pretrained(tmp_path):
-    from facelib.train.trainer import resolve_identity_network
+    from facelib.train.identity_network import resolve_identity_network
 
     base = TrainConfig(**TINY, out=str(tmp_path / "study"))
     pretrained = resolve_identity_network(base) in ("dlib_resnet_v1", "facenet_vggface2")

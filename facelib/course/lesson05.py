@@ -12,7 +12,7 @@ from facelib.course.check import Exercise, expect
 # The references are facelib's own.
 from facelib.evaluate import paired_improvement
 from facelib.train.checkpoint import atomic_save
-from facelib.train.trainer import StepSampler
+from facelib.train.sampling import StepSampler
 
 
 def step_indices(n: int, batch: int, step: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> list[int]:

@@ -2,8 +2,9 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so that it loads with
 ``torch.load(weights_only=True)`` (a checkpoint file can never run code). The trainer puts in it
-the GCN and critic weights, both optimisers, the AMP scaler, the step, the configuration (plain
-types), the RNG states and the CSV log position; this module adds ``format`` and checks it on load.
+the GCN and critic weights, both optimisers, the AMP scalers, the step, the configuration (plain
+types), the RNG states and the CSV log position (:mod:`facelib.train.state` lists it all); this
+module adds ``format`` and checks it on load.
 
 Atomic writes (:func:`facelib.files.atomic_save`, as every file facelib saves): a crash mid-write
 leaves every finished checkpoint intact.

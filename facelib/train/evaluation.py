@@ -24,8 +24,12 @@ import torch
 
 from facelib.data import benchmark
 from facelib.evaluate import Method, Prediction, Scores, evaluate, once_per_batch
-from facelib.train.checkpoint import CheckpointManager
-from facelib.train.trainer import TrainConfig, Trainer
+from facelib.nets.dlib_resnet import DlibWeightsError
+from facelib.nets.identity import FACENET_UNTRAINED_ID, FaceNetWeightsError
+from facelib.train.checkpoint import CheckpointError, CheckpointManager
+from facelib.train.config import TrainConfig
+from facelib.train.identity_network import identity_network_advice, recorded_identity_network, resolve_identity_network
+from facelib.train.trainer import Trainer
 
 ABLATIONS: dict[str, dict[str, object]] = {
     "no Refiner": {"refiner": False},
@@ -80,7 +84,7 @@ def load_run(out: str | Path, device: str | None = None) -> Trainer:
     """A finished (or interrupted) run, from the latest checkpoint in ``out/checkpoints``.
 
     The run is rebuilt with the identity network its checkpoint recorded (``identity_network``;
-    see :func:`~facelib.train.trainer.recorded_identity_network` for checkpoints older than that record),
+    see :func:`~facelib.train.identity_network.recorded_identity_network` for checkpoints older than that record),
     whatever "auto" would choose here now: its Decoder reads that network's embedding.
 
     Raises:
@@ -88,11 +92,6 @@ def load_run(out: str | Path, device: str | None = None) -> Trainer:
             network it was trained with cannot be built here (the message names it, the one that would
             be used instead, and how to get the recorded one).
     """
-    from facelib.nets.dlib_resnet import DlibWeightsError
-    from facelib.nets.identity import FaceNetWeightsError
-    from facelib.train.checkpoint import CheckpointError
-    from facelib.train.trainer import _identity_network_advice, recorded_identity_network, resolve_identity_network
-
     manager = CheckpointManager(Path(out) / "checkpoints")
     payload = manager.load_latest()
     if payload is None:
@@ -107,7 +106,7 @@ def load_run(out: str | Path, device: str | None = None) -> Trainer:
         instead = resolve_identity_network(dataclasses.replace(config, identity_network="auto"))
         raise CheckpointError(f"{out} was trained with the identity network {recorded!r}, which cannot be built here "
                               f"({type(err).__name__}: {err}); {instead or 'no identity network'!r} would be used instead, but "
-                              f"the run's Decoder reads {recorded!r}'s embedding: {_identity_network_advice(recorded)}") from err
+                              f"the run's Decoder reads {recorded!r}'s embedding: {identity_network_advice(recorded)}") from err
     if trainer.records is not None:
         trainer.records.close()  # evaluating must not append to the run's log
         trainer.records = None
@@ -120,9 +119,6 @@ def ablation_configs(base: TrainConfig, names: list[str] | None = None) -> dict[
     An ablation that changes nothing (e.g. "no identity loss" when L_id is already off because the
     identity network is the untrained FaceNet) is left out, with a printed note.
     """
-    from facelib.nets.identity import FACENET_UNTRAINED_ID
-    from facelib.train.trainer import resolve_identity_network
-
     identity_off = base.identity == "off" or (base.identity == "auto" and resolve_identity_network(base) in (FACENET_UNTRAINED_ID, None))
     configs = {"full": dataclasses.replace(base, out=str(Path(base.out) / "full"))}
     for name in names if names is not None else list(ABLATIONS):

@@ -37,9 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from facelib import config as settings
+from facelib.data import BENCHMARK_SEED, PHOTOS, SyntheticConfig, SyntheticFaces, align_face, benchmark
 from facelib.files import atomic_save
+from facelib.fit import FitConfig, fit, initial_params
 from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
-from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68
+from facelib.morphable import load_open_model
+from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68, five_from_68
 from facelib.morphable.model import MorphableModel
 from facelib.nets.regressor import GROUPS, Regressor, save_regressor
 from facelib.render import Camera, FaceRenderer
@@ -116,8 +119,6 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
     in pixels, "visible" (n, 68) bool, and each unknown of :data:`GROUPS` as (n, k) floats.
     """
     from tqdm.auto import tqdm
-
-    from facelib.data import SyntheticConfig, SyntheticFaces
 
     path = settings.CACHE_DIR / "regressor_pool" / f"pool-n{n}-s{size}-seed{seed}-level{level}.pt"
     # What else decides the pool's content: the faces' distribution and torch's random streams. A
@@ -242,8 +243,6 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     wall = time.perf_counter()
     device = settings.get_device(config.device, verbose=verbose)
     if model is None:
-        from facelib.morphable import load_open_model
-
         model = load_open_model(level=config.level)
     model = model.to(device)
     pool = render_pool(config.pool, config.input_size, config.seed, config.level, device, config.cache, verbose)
@@ -333,8 +332,6 @@ def evaluate_regressor(regressor: Regressor, n: int = 100, size: int = 224, seed
     Returns:
         {"n", "seed", "size", "regressor": {"landmark_px", "angle_deg", "yaw_deg"}, "mean_face": {...}}.
     """
-    from facelib.data import BENCHMARK_SEED, benchmark
-
     seed = BENCHMARK_SEED if seed is None else seed
     faces = benchmark(seed=seed, n=n, size=size, level=0, device=device or "cpu")
     model = faces.model
@@ -378,11 +375,6 @@ def evaluate_photos(regressor: Regressor, size: int = 128, steps: int = 100, ver
     Returns:
         {photo name: {"regressor": {...}, "mean_face": {...}}}.
     """
-    from facelib.data import PHOTOS, align_face
-    from facelib.fit import FitConfig, fit, initial_params
-    from facelib.morphable import load_open_model
-    from facelib.morphable.landmarks import five_from_68
-
     model = load_open_model(level=0)
     renderer = FaceRenderer.for_model(model, size)
     regressor = regressor.cpu().eval()
