@@ -1,0 +1,92 @@
+"""Test-session set-up for everything pytest collects: tests/, and notebooks/ and solutions/ through nbval.
+
+Tests must not write into a user's files. facelib keeps what it builds once per machine (the open
+face model, mesh hierarchies, dlib's converted network, regressor pools, aligned photo folders) in
+``facelib.config.CACHE_DIR``, which is ``$FACELIB_CACHE`` or ``~/.cache/facelib``. So before anything
+imports facelib, this file points ``FACELIB_CACHE`` at a fresh temporary folder for the whole session;
+the Jupyter kernels that nbval starts (and any subprocess) inherit the environment, so notebooks write
+there too. The folder is removed when the session ends.
+
+It lives at the repository root (not in tests/) because pytest loads a folder's conftest.py only
+when it collects that folder: ``pytest solutions/00_welcome.ipynb`` never loads tests/conftest.py.
+
+Seeding: building the open model takes about 20 s and converting dlib's network a few more, so the
+expensive, small, machine-independent files of the user's cache (:data:`SEED_PATTERNS`, about 30 MB)
+are copied into the temporary folder when they exist. The user's cache is only read. Where it has
+none, facelib builds them into the temporary folder as on a new machine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+SEED_PATTERNS = ("open_face_model_*.npz", "hierarchy/hierarchy-*.npz", "identity/*.pt")
+"""The cache files copied in: the open model (~8 MB, ~20 s to build), mesh hierarchies (~1 MB each,
+seconds each) and dlib's converted network (~22 MB). Pools and aligned folders are left out: they are
+large, and tests that make them use their own folders."""
+
+TEMP_PREFIX = "facelib-test-cache-"
+
+if "facelib.config" in sys.modules:  # too late: CACHE_DIR was read already (a plugin imported facelib)
+    raise RuntimeError("facelib was imported before the root conftest.py could give the tests their own FACELIB_CACHE")
+
+USER_CACHE = Path(os.environ.get("FACELIB_CACHE", Path.home() / ".cache" / "facelib")).expanduser()
+"""The cache that the session would otherwise use: read from (to seed), never written."""
+
+TEST_CACHE = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+"""The session's own cache."""
+
+
+def _seed(source: Path, target: Path) -> list[Path]:
+    copied = []
+    if source.is_dir():
+        for pattern in SEED_PATTERNS:
+            for path in sorted(source.glob(pattern)):
+                if path.is_file():
+                    destination = target / path.relative_to(source)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, destination)
+                    copied.append(destination)
+    return copied
+
+
+_start = time.perf_counter()
+SEEDED = _seed(USER_CACHE, TEST_CACHE)
+SEED_SECONDS = time.perf_counter() - _start
+os.environ["FACELIB_CACHE"] = str(TEST_CACHE)
+
+
+def _remove_test_cache() -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
+
+
+atexit.register(_remove_test_cache)  # also when the session ends in a crash
+
+
+def pytest_report_header(config) -> str:
+    return (f"facelib cache: {TEST_CACHE} (temporary; {len(SEEDED)} files copied from {USER_CACHE} "
+            f"in {SEED_SECONDS:.2f} s)")
+
+
+def pytest_unconfigure(config) -> None:
+    _remove_test_cache()
+
+
+@pytest.fixture(scope="session")
+def user_cache_dir() -> Path:
+    """The user's cache folder (the one the session must not write into)."""
+    return USER_CACHE
+
+
+@pytest.fixture(scope="session")
+def test_cache_dir() -> Path:
+    """The session's temporary cache folder (``$FACELIB_CACHE`` here and in every subprocess)."""
+    return TEST_CACHE
