@@ -140,38 +140,54 @@ def _rgba(array: np.ndarray) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def background_images() -> tuple[BackgroundImage, ...]:
-    """The offline images that backgrounds are cropped from (loaded once; missing ones are left out).
+    """The offline images that backgrounds are cropped from (loaded once; every one is required).
 
     The course's two photos (with their faces kept out), matplotlib's gift-box picture and logo,
-    and its two elevation maps (Jacksboro fault, topography and bathymetry) drawn as shaded terrain.
+    and its two elevation maps (Jacksboro fault, topography and bathymetry) drawn as shaded terrain,
+    in that order. The list and its order decide every synthetic item's background, so none may be
+    missing: the benchmark (:func:`benchmark`) must be the same on every machine.
+
+    Raises:
+        FileNotFoundError: one of the files is missing; the message names it and says how to restore it.
     """
     import matplotlib
     from matplotlib import colormaps
     from matplotlib.colors import LightSource
-
-    from facelib.data import PHOTOS
-    from facelib.data.images import ImageError, image_to_tensor, load_rgb
-
-    out = []
-    for name, path in PHOTOS.items():
-        try:
-            out.append(BackgroundImage(name, _rgba(image_to_tensor(load_rgb(path)).numpy()), FACE_BOXES.get(name)))
-        except ImageError:
-            continue  # a trimmed checkout without data/: procedural backgrounds still work
-    sample = Path(matplotlib.get_data_path()) / "sample_data"
     from PIL import Image
 
-    for name in ("Minduka_Present_Blue_Pack.png", "logo2.png"):
-        if (sample / name).is_file():
-            with Image.open(sample / name) as image:
-                out.append(BackgroundImage(name, _rgba(np.asarray(image.convert("RGBA")))))
+    from facelib.data import PHOTOS
+    from facelib.data.images import image_to_tensor, load_rgb
+
+    def require(path: Path, what: str, remedy: str) -> Path:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing ({what}). Synthetic faces crop backgrounds from it; without it every item's "
+                f"background, and so the fixed benchmark (seed {BENCHMARK_SEED}), would differ from everyone "
+                f"else's, silently. {remedy}")
+        return path
+
+    sample = Path(matplotlib.get_data_path()) / "sample_data"
+    pictures, terrains = ("Minduka_Present_Blue_Pack.png", "logo2.png"), ("jacksboro_fault_dem.npz", "topobathy.npz")
+    # All files are checked before any is read: a missing one fails at once, whatever its place.
+    for name, path in PHOTOS.items():
+        require(Path(path), f"the course photo {name!r}", "Restore data/photos/ from the repository "
+                "(git checkout -- data/photos), or point FACELIB_DATA at a folder that has photos/.")
+    for name in pictures + terrains:
+        require(sample / name, f"matplotlib {matplotlib.__version__}'s sample data file {name}",
+                "Reinstall matplotlib at the version requirements.txt pins, with its sample data (some system packages "
+                f"leave it out): pip install --force-reinstall --no-deps matplotlib=={matplotlib.__version__}")
+
+    out = [BackgroundImage(name, _rgba(image_to_tensor(load_rgb(path)).numpy()), FACE_BOXES.get(name))
+           for name, path in PHOTOS.items()]
+    for name in pictures:
+        with Image.open(sample / name) as image:
+            out.append(BackgroundImage(name, _rgba(np.asarray(image.convert("RGBA")))))
     light = LightSource(azdeg=315, altdeg=40)
-    for name, key, cmap in (("jacksboro_fault_dem.npz", "elevation", "gist_earth"), ("topobathy.npz", "topo", "terrain")):
-        if (sample / name).is_file():
-            with np.load(sample / name) as data:
-                elevation = np.asarray(data[key], dtype=np.float64)
-            shaded = light.shade(elevation, cmap=colormaps[cmap], blend_mode="soft", vert_exag=0.05 if key == "elevation" else 0.01)
-            out.append(BackgroundImage(name, _rgba(shaded)))
+    for name, key, cmap in ((terrains[0], "elevation", "gist_earth"), (terrains[1], "topo", "terrain")):
+        with np.load(sample / name) as data:
+            elevation = np.asarray(data[key], dtype=np.float64)
+        shaded = light.shade(elevation, cmap=colormaps[cmap], blend_mode="soft", vert_exag=0.05 if key == "elevation" else 0.01)
+        out.append(BackgroundImage(name, _rgba(shaded)))
     return tuple(out)
 
 
