@@ -6,9 +6,10 @@ import torch
 
 from facelib import config as settings
 from facelib.losses.identity import identity_distance
-from facelib.nets import dlib_resnet, identity
-from facelib.nets.dlib_resnet import (CHIP_SIZE, DLIB_RESNET_FILE, DlibResNet, DlibWeightsError, TEMPLATE_DLIB_POINTS, crop_to_chip,
-                                      dlib_chip_to_image, dlib_model_path, load_dlib_resnet, load_dlib_state, read_dlib_resnet_file)
+from facelib.nets import dlib_chip, dlib_resnet, identity
+from facelib.nets.dlib_resnet import (CHIP_SIZE, DLIB_RESNET_FILE, DlibResNet, DlibWeightsError, dlib_model_path,
+                                      load_dlib_resnet, load_dlib_state, read_dlib_resnet_file)
+from facelib.nets.dlib_chip import TEMPLATE_DLIB_POINTS, crop_to_chip, dlib_chip_to_image
 from facelib.nets.identity import FaceNetWeightsError, IdentityEncoder
 
 DAT = dlib_model_path()
@@ -76,7 +77,7 @@ def test_chip_geometry_is_dlibs():
 
 
 def test_template_points_come_from_the_face_model():
-    assert np.allclose(dlib_resnet.template_dlib_points(224), TEMPLATE_DLIB_POINTS, atol=1e-6)
+    assert np.allclose(dlib_chip.template_dlib_points(224), TEMPLATE_DLIB_POINTS, atol=1e-6)
 
 
 @needs_weights

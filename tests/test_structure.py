@@ -47,7 +47,13 @@ FORBIDDEN = (
 
 MAX_LINES = 450
 # Modules allowed past MAX_LINES, each with the reason it is one idea all the same.
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "facelib.cli": "the command line: one argparse parser whose commands each call one function of the package",
+    "facelib.gcn.texture": "the paper's network: Refiner, Decoder and CombineNet share TextureGCNConfig and are read together",
+    "facelib.mesh.hierarchy": "one class, MeshHierarchy: quadric and subdivision hierarchies and their sampling matrices",
+    "facelib.morphable.builder": "one recipe: the open face model built from the MakeHuman assets, step after step",
+    "facelib.nets.dlib_resnet": "one port: dlib's network, the file format its weights come in and their cache (the chip is in dlib_chip)",
+}
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -164,7 +170,8 @@ def test_no_import_loops():
 def test_the_reader_sees_relative_and_function_level_imports_and_skips_type_checking(tmp_path):
     root = tmp_path / "facelib"
     (root / "render").mkdir(parents=True)
-    for name in ("__init__.py", "render/__init__.py", "render/renderer.py"):
+    (root / "losses").mkdir()
+    for name in ("__init__.py", "render/__init__.py", "render/renderer.py", "losses/__init__.py"):
         (root / name).write_text("")
     probe = root / "render" / "probe.py"
     probe.write_text("from typing import TYPE_CHECKING\nfrom .renderer import FaceRenderer\n"

@@ -6,9 +6,9 @@ synthetic faces, the bundled photos) with :mod:`facelib.nets`. It reports:
 - **parity**: the torch network against dlib's own ``compute_face_descriptor`` on dlib's own chips of
   the bundled photos (needs the test-only package ``dlib-bin``; skipped without it);
 - **crop vs chip**: for each photo, the descriptor of facelib's aligned crop (MTCNN's 5 points, our
-  template, resampled by :func:`~facelib.nets.dlib_resnet.crop_to_chip`) against the descriptor of
+  template, resampled by :func:`~facelib.nets.dlib_chip.crop_to_chip`) against the descriptor of
   dlib's own chip (dlib's HOG detector and 5-point predictor, ``get_face_chip(size=150, padding=0.25)``),
-  and where dlib's 5 points land in our crop against :data:`~facelib.nets.dlib_resnet.TEMPLATE_DLIB_POINTS`;
+  and where dlib's 5 points land in our crop against :data:`~facelib.nets.dlib_chip.TEMPLATE_DLIB_POINTS`;
 - **photos**: each photo against its mirror image (same person) and the two photos against each
   other (different people);
 - **synthetic**: renders of a few synthetic identities, each under several poses, lights and
@@ -31,7 +31,8 @@ from facelib.data import PHOTOS, SyntheticConfig, SyntheticFaces, align_face
 from facelib.data.align import apply_affine
 from facelib.data.images import load_rgb
 from facelib.nets import IdentityEncoder
-from facelib.nets.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DLIB_SHAPE_PREDICTOR_FILE, TEMPLATE_DLIB_POINTS, dlib_model_path
+from facelib.nets.dlib_chip import CHIP_PADDING, TEMPLATE_DLIB_POINTS
+from facelib.nets.dlib_resnet import CHIP_SIZE, DLIB_SHAPE_PREDICTOR_FILE, dlib_model_path
 
 
 def _stats(values: list[float] | np.ndarray) -> dict[str, float]:

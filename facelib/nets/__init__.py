@@ -2,8 +2,9 @@
 dlib's face-recognition ResNet) and the WGAN critic."""
 
 from facelib.nets.discriminator import Discriminator
-from facelib.nets.dlib_resnet import (DESCRIPTOR_DIM, DLIB_RESNET_ID, SAME_PERSON_THRESHOLD, DlibResNet, DlibWeightsError, crop_to_chip,
-                                      dlib_model_path, load_dlib_resnet)
+from facelib.nets.dlib_resnet import (DESCRIPTOR_DIM, DLIB_RESNET_ID, SAME_PERSON_THRESHOLD, DlibResNet,
+                                      DlibWeightsError, dlib_model_path, load_dlib_resnet)
+from facelib.nets.dlib_chip import crop_to_chip
 from facelib.nets.identity import (EMBEDDING_DIM, FACENET_ID, FACENET_UNTRAINED_ID, IDENTITY_NETWORKS, FaceNetWeightsError, IdentityEncoder,
                                    facenet_weights_path)
 from facelib.nets.regressor import Regressor, RegressorWeightsError, load_regressor, save_regressor

@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facelib.nets.dlib_resnet import (DESCRIPTOR_DIM, DLIB_PACKAGE_PIN, DLIB_RESNET_ID, SAME_PERSON_THRESHOLD, check_crops,
-                                      crop_to_chip, dlib_model_path, load_dlib_resnet)
+from facelib.nets.dlib_resnet import (DESCRIPTOR_DIM, DLIB_PACKAGE_PIN, DLIB_RESNET_ID, SAME_PERSON_THRESHOLD,
+                                      dlib_model_path, load_dlib_resnet)
+from facelib.nets.dlib_chip import check_crops, crop_to_chip
 
 FACENET_WEIGHTS_ENV = "FACELIB_FACENET_WEIGHTS"
 FACENET_VGGFACE2_FILE = "20180402-114759-vggface2.pt"
@@ -230,7 +231,7 @@ class IdentityEncoder(nn.Module):
         dlib's network: raw 128-D descriptors (norm about 1.5; same person when closer than
         :attr:`same_person_threshold` = 0.6). FaceNet: its 512-D output, which is unit-length.
         Crops are facelib's aligned crops (:func:`facelib.data.align_face`, any square size >= 32);
-        dlib's network resamples them to its own 150 x 150 chip (:func:`~facelib.nets.dlib_resnet.crop_to_chip`).
+        dlib's network resamples them to its own 150 x 150 chip (:func:`~facelib.nets.dlib_chip.crop_to_chip`).
 
         Raises:
             ValueError: not (B, H, W, 3), not float, not square or smaller than 32 pixels (dlib),
