@@ -249,7 +249,7 @@ def _train_regressor(args: argparse.Namespace) -> int:
 
 def _eval_regressor(args: argparse.Namespace) -> int:
     from facelib.nets import RegressorWeightsError, load_regressor
-    from facelib.train.regressor import evaluate_photos, evaluate_regressor
+    from facelib.evaluate.regressor import evaluate_photos, evaluate_regressor
 
     try:
         regressor = load_regressor(args.weights)
@@ -287,7 +287,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from facelib.evaluate import TABLE_LEGEND, evaluate, table
     from facelib.train.checkpoint import CheckpointError
     from facelib.train.config import config_from_args
-    from facelib.train.evaluation import BASELINE, ablation_study, benchmark_faces, load_run, texture_methods
+    from facelib.evaluate.runs import BASELINE, ablation_study, benchmark_faces, load_run, texture_methods
     from facelib.train.trainer import TrainingDiverged
 
     try:

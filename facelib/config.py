@@ -37,6 +37,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DATA_DIR = Path(os.environ.get("FACELIB_DATA", REPO_DIR / "data"))
 """Files that ship with the course (photos, the built face model when it is committed)."""
+
+PHOTOS = {"grace_hopper": DATA_DIR / "photos" / "grace_hopper.jpg", "astronaut": DATA_DIR / "photos" / "astronaut.jpg"}
+"""The two public-domain photos that ship with the course (see data/README.md)."""
+
 CACHE_DIR = Path(os.environ.get("FACELIB_CACHE", Path.home() / ".cache" / "facelib"))
 """Files that facelib builds or downloads once per machine (face model, mesh hierarchies)."""
 

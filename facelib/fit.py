@@ -24,6 +24,7 @@ from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, pho
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68, five_from_68
 from facelib.morphable.model import MorphableModel
 from facelib.render.composite import composite
+from facelib.render.camera import Camera
 from facelib.render.renderer import FaceRenderer, Rendering
 
 UNKNOWNS = ("id", "exp", "tex", "angles", "translation", "gamma")
@@ -84,6 +85,12 @@ def initial_params(model: MorphableModel, batch: int) -> dict[str, torch.Tensor]
     sizes = {"id": model.layout.n_id, "exp": model.layout.n_exp, "tex": model.layout.n_tex, "angles": 3,
              "translation": 3, "gamma": 27}
     return {name: torch.zeros(batch, k, device=model.device) for name, k in sizes.items()}
+
+
+def project_landmarks(model: MorphableModel, params: dict[str, torch.Tensor], camera: Camera) -> torch.Tensor:
+    """(B, 68, 2) the 68 landmarks of the faces ``params`` describe, in pixels of ``camera``'s image."""
+    shape = model.shape(params["id"], params["exp"])[:, model.landmarks]
+    return camera.project(camera.transform(shape, params["angles"], params["translation"]))[..., :2]
 
 
 def render_params(model: MorphableModel, renderer: FaceRenderer, params: dict[str, torch.Tensor]) -> Rendering:

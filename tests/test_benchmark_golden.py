@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 import torch
 
-import facelib.data.synthetic as synthetic
+import facelib.data.backgrounds as backgrounds
 from facelib.data import benchmark
 
 TOL = 1e-4
@@ -55,7 +55,7 @@ def render(size: int, level: int, indices) -> tuple[dict[str, torch.Tensor], lis
     """The benchmark items ``indices`` at ``size``/``level``, and the source of each one's background."""
     sources: dict[int, str] = {}
     current = [None]
-    original = synthetic.image_background
+    original = backgrounds.image_background
 
     def recording(source, size, generator):
         image = original(source, size, generator)
@@ -70,11 +70,11 @@ def render(size: int, level: int, indices) -> tuple[dict[str, torch.Tensor], lis
         current[0] = index
         return draw(index)
 
-    synthetic.image_background, faces._draw = recording, drawing
+    backgrounds.image_background, faces._draw = recording, drawing
     try:
         batch = faces.batch(list(indices))
     finally:
-        synthetic.image_background = original
+        backgrounds.image_background = original
     return batch, [sources.get(i, "procedural") for i in indices]
 
 
@@ -311,9 +311,9 @@ SAMPLE_FILES = ("Minduka_Present_Blue_Pack.png", "logo2.png", "jacksboro_fault_d
 @pytest.fixture
 def fresh_backgrounds():
     """background_images() is loaded once per process: forget it around a test that hides a file."""
-    synthetic.background_images.cache_clear()
+    backgrounds.background_images.cache_clear()
     yield
-    synthetic.background_images.cache_clear()
+    backgrounds.background_images.cache_clear()
 
 
 @pytest.mark.parametrize("missing", SAMPLE_FILES)
@@ -327,7 +327,7 @@ def test_a_missing_matplotlib_sample_file_is_an_error_naming_it(missing, tmp_pat
             (tmp_path / "sample_data" / name).symlink_to(real / name)
     monkeypatch.setattr(matplotlib, "get_data_path", lambda: str(tmp_path))
     with pytest.raises(FileNotFoundError, match=re.escape(missing)) as err:
-        synthetic.background_images()
+        backgrounds.background_images()
     assert "Reinstall matplotlib" in str(err.value) and "pip install --force-reinstall" in str(err.value)
     assert "benchmark" in str(err.value)
 
@@ -338,24 +338,25 @@ def test_a_missing_course_photo_is_an_error_naming_it(missing, tmp_path, monkeyp
 
     monkeypatch.setitem(PHOTOS, missing, tmp_path / f"{missing}.jpg")
     with pytest.raises(FileNotFoundError, match=f"{missing}.jpg is missing") as err:
-        synthetic.background_images()
+        backgrounds.background_images()
     assert "data/photos" in str(err.value)
 
 
 def test_all_six_backgrounds_are_loaded_in_their_order(fresh_backgrounds):
-    names = [source.name for source in synthetic.background_images()]
+    names = [source.name for source in backgrounds.background_images()]
     assert names == ["grace_hopper", "astronaut", *SAMPLE_FILES]
 
 
 def test_the_golden_values_catch_a_background_left_out(monkeypatch):
     """What the old code did silently when a file was missing (leave it out) changes the pinned values."""
     case = (64, 0)
-    sources = synthetic.background_images()
-    monkeypatch.setattr(synthetic, "background_images", lambda: sources[:-1])  # as if topobathy.npz were missing
-    batch, backgrounds = render(*case, CASES[case])
-    assert rng_digest(batch, backgrounds) != GOLDEN_DIGEST[case]
+    sources = backgrounds.background_images()
+    monkeypatch.setattr(backgrounds, "background_images", lambda: sources[:-1])  # as if topobathy.npz were missing
+    batch, used = render(*case, CASES[case])
+    assert rng_digest(batch, used) != GOLDEN_DIGEST[case]
     moved = np.abs(statistics(batch)["image_mean"] - np.asarray(GOLDEN_STATS[case]["image_mean"])).max()
     assert moved > 100 * TOL
+
 
 def _literals() -> str:  # pragma: no cover (run by hand to regenerate)
     lines = ["GOLDEN_DIGEST = {"]

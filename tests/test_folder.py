@@ -13,7 +13,7 @@ import facelib.data.folder as folder_module
 from facelib.data import PHOTOS, PhotoFolder, load_rgb, template_points
 from facelib.data.align import apply_affine, warp_affine
 from facelib.data.images import image_to_tensor
-from facelib.data.synthetic import FACE_BOXES
+from facelib.data.backgrounds import FACE_BOXES
 
 SIZE = 112
 

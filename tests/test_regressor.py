@@ -7,7 +7,8 @@ from facelib import config as settings
 from facelib.fit import initial_params
 from facelib.nets import Regressor, RegressorWeightsError, load_regressor, save_regressor
 from facelib.nets.regressor import GROUPS, REGRESSOR_WEIGHTS_ENV, WEIGHTS_FORMAT, default_weights_path
-from facelib.train.regressor import RegressorTrainConfig, augment, evaluate_regressor, regressor_losses, train_regressor
+from facelib.evaluate.regressor import evaluate_regressor
+from facelib.train.regressor import RegressorTrainConfig, augment, regressor_losses, train_regressor
 from facelib.render import Camera
 
 

@@ -28,12 +28,14 @@ MAP: tuple[tuple[str, ...], ...] = (
     ("facelib.data",),
     ("facelib.evaluate", "facelib.evaluate.identity"),  # metrics, intervals, the benchmark loop; the identity measurement
     ("facelib.fit",),
+    ("facelib.evaluate.regressor",),  # the coarse stage scored (fits the photos)
     ("facelib.texture_inputs",),
     ("facelib.evaluate.photos",),  # re-rendering scores of a photo: reads it as the texture stage does
     ("facelib.refine",),
     ("facelib.reconstruct",),
     ("facelib.evaluate.pipeline",),  # reconstruct's stages as benchmark methods
     ("facelib.train",),
+    ("facelib.evaluate.runs",),  # trained runs as benchmark methods, and the ablation study
     ("facelib.course",),
     ("facelib.bench", "facelib.cli"),
     ("facelib.__main__",),

@@ -38,9 +38,15 @@ The modules, one idea each:
 * :mod:`~facelib.evaluate.metrics`: the per-face scores (albedo errors, PSNR, SSIM, identity distance);
 * :mod:`~facelib.evaluate.bootstrap`: paired-bootstrap intervals of a change between two methods;
 * :mod:`~facelib.evaluate.benchmark`: the benchmark loop over methods, and the tables;
+* :mod:`~facelib.evaluate.regressor`: the coarse-stage regressor against the mean face;
 * :mod:`~facelib.evaluate.photos`: re-rendering scores of a reconstructed real photo;
-* :mod:`~facelib.evaluate.pipeline`: ``reconstruct``'s stages as benchmark methods (it composes the
-  pipeline, so this package's ``__init__`` does not import it: ``from facelib.evaluate.pipeline import ...``).
+* :mod:`~facelib.evaluate.identity`: the identity network measured on facelib's inputs
+  (``python -m facelib.evaluate.identity``);
+* :mod:`~facelib.evaluate.pipeline`: ``reconstruct``'s stages as benchmark methods;
+* :mod:`~facelib.evaluate.runs`: trained GCN runs as benchmark methods, and the ablation study.
+
+These last ones (from ``regressor`` on) compose the fit, the pipeline and the trainer, which themselves use the scores above, so this
+package's ``__init__`` does not import them: ``from facelib.evaluate.runs import ...``.
 """
 
 from facelib.evaluate.benchmark import (ALBEDO_ERRORS, DETAIL_THRESHOLD, TABLE_LEGEND, VERTEX_SETS, Method, Prediction, Scores,

@@ -17,11 +17,11 @@
 from facelib.train.checkpoint import CHECKPOINT_FORMAT, CheckpointError, CheckpointManager, atomic_save, load_checkpoint
 from facelib.train.distributed import DistContext, init_distributed
 from facelib.train.records import Records, read_log
-from facelib.train.regressor import RegressorTrainConfig, evaluate_regressor, render_pool, train_regressor
+from facelib.train.regressor import RegressorTrainConfig, render_pool, train_regressor
 from facelib.train.config import TrainConfig
 from facelib.train.sampling import StepSampler
 from facelib.train.trainer import Trainer, TrainingDiverged
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "CheckpointManager", "DistContext", "Records", "RegressorTrainConfig",
-           "StepSampler", "TrainConfig", "Trainer", "TrainingDiverged", "atomic_save", "evaluate_regressor", "init_distributed",
+           "StepSampler", "TrainConfig", "Trainer", "TrainingDiverged", "atomic_save", "init_distributed",
            "load_checkpoint", "read_log", "render_pool", "train_regressor"]

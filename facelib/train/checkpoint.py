@@ -60,7 +60,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               "delete it to resume from the one before") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        hint = " (TextureGCN weights alone: load them with facelib.refine.load_texture_gcn)" if found == "facelib.TextureGCN/1" else ""
+        hint = " (TextureGCN weights alone: load them with facelib.gcn.weights.load_texture_gcn)" if found == "facelib.TextureGCN/1" else ""
         raise CheckpointError(f"{path} is not a facelib training checkpoint: format {found!r}, expected {CHECKPOINT_FORMAT!r}{hint}")
     missing = {"step", "gcn", "config"} - set(payload)
     if missing:

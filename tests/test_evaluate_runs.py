@@ -7,7 +7,7 @@ from facelib.cli import main
 from facelib.evaluate import evaluate
 from facelib.train import TrainConfig
 from facelib.train.checkpoint import CheckpointError
-from facelib.train.evaluation import BASELINE, ablation_configs, benchmark_faces, load_run, texture_methods, train_or_load
+from facelib.evaluate.runs import BASELINE, ablation_configs, benchmark_faces, load_run, texture_methods, train_or_load
 
 TINY = dict(batch=2, size=32, level=0, gcn="small", coarse="truth", allow_untrained_facenet=True, critic_steps=1, critic_width=8,
             synthetic_n=8, cache=True, progress=False, tensorboard=False, face_mask="none", lr=1e-3, critic_lr=1e-3, device="cpu")
