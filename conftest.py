@@ -62,6 +62,8 @@ _start = time.perf_counter()
 SEEDED = _seed(USER_CACHE, TEST_CACHE)
 SEED_SECONDS = time.perf_counter() - _start
 os.environ["FACELIB_CACHE"] = str(TEST_CACHE)
+# Measuring commands write results files (facelib.results); in tests they go here, not into results/.
+os.environ["FACELIB_RESULTS"] = str(TEST_CACHE / "results")
 
 
 def _remove_test_cache() -> None:

@@ -1,4 +1,9 @@
-"""The ``python -m facelib`` command line."""
+"""The ``python -m facelib`` command line.
+
+Each command imports what it needs inside its function: ``python -m facelib --help`` and a mistyped
+command answer at once, without loading torch (seconds on a cold start). Commands that measure
+write a results file (:mod:`facelib.results`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from facelib.files import atomic_write_text
+
+_ARGV: list[str] = []
+"""The running command's arguments, recorded in its results file."""
 
 FACE_MASK_CHOICES = ("occluders", "skin", "off")
 """``--face-mask``'s choices: facelib.refine.FACE_MASK_MODES, written out so that ``--help`` does not import torch (a test holds the two equal)."""
@@ -36,18 +43,11 @@ def _faces(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_json(path: str, payload: dict) -> None:
-    """Writes benchmark results as JSON; NaN (a vertex set no face had) becomes null, which JSON can hold."""
-    import json
-    import math
+def _write_results(name: str, payload: dict, path: str | None, device=None) -> None:
+    """The command's measurements as a results file (:mod:`facelib.results`): ``results/<name>.json``, or ``--json PATH``."""
+    from facelib.results import write_results
 
-    def clean(value):
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        return None if isinstance(value, float) and math.isnan(value) else value
-
-    atomic_write_text(path, json.dumps(clean(payload), indent=2) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_results(name, payload, path, device, command=' '.join(['python -m facelib', *_ARGV]))}")
 
 
 def _reconstruct_config(args: argparse.Namespace):
@@ -144,15 +144,17 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     print(improvement_table(scores, BENCHMARK_BASELINE))
     print(score_change_table(scores, BENCHMARK_BASELINE))
     print(f"time: {seconds:.0f} s for {args.n} faces (fits, refinement and yardstick)")
-    if args.json:
-        rows = {name: s.mean() for name, s in scores.items()}
-        _write_json(args.json, {"faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
-                                "gcn_weights": str(config.gcn_weights) if config.gcn_weights else None,
-                                "identity_network": getattr(encoder, "name", None), "methods": rows})
+    rows = {name: s.mean() for name, s in scores.items()}
+    mode = "fast" if settings.FAST else "full"
+    _write_results(f"eval_reconstruct_{mode}_n{args.n}", {
+        "faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
+        "gcn_weights": str(config.gcn_weights) if config.gcn_weights else None,
+        "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json)
     return 0
 
 
 def _score_photos(args: argparse.Namespace) -> int:
+    from facelib import config as settings
     """Reconstructs each photo and tabulates its re-rendering and identity scores (real photos: no ground truth)."""
     from facelib.data import PHOTOS, ImageError
     from facelib.nets import FaceNetWeightsError, RegressorWeightsError
@@ -190,9 +192,9 @@ def _score_photos(args: argparse.Namespace) -> int:
     print(f"{'photo':<22}" + "".join(f"{m + ' PSNR':>28}{'id':>7}" for m in methods))
     for photo, row in rows.items():
         print(f"{Path(photo).name:<22}" + "".join(f"{row[m]['psnr']:>28.2f}{row[m].get('identity', float('nan')):>7.3f}" for m in methods))
-    if args.json:
-        _write_json(args.json, {"size": config.size, "level": config.level, "gcn_weights": str(config.gcn_weights or ""),
-                                "photos": rows, "failed": failed})
+    _write_results(f"score_photos_{'fast' if settings.FAST else 'full'}", {
+        "size": config.size, "level": config.level, "gcn_weights": str(config.gcn_weights or ""), "photos": rows,
+        "failed": failed}, args.json)
     return 0 if not failed else 1
 
 
@@ -256,9 +258,10 @@ def _eval_regressor(args: argparse.Namespace) -> int:
     except RegressorWeightsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    evaluate_regressor(regressor, n=args.n, size=args.size)
+    payload = {"weights": str(args.weights or "bundled"), "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size)}
     if args.photos:
-        evaluate_photos(regressor)
+        payload["photos"] = evaluate_photos(regressor)
+    _write_results("eval_regressor", payload, args.json)
     return 0
 
 
@@ -309,9 +312,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"synthetic benchmark (seed 2020), {args.n} faces:")
     print(text)
     print(textwrap.fill(TABLE_LEGEND, 110))
-    if args.json:
-        rows = {name: s.mean() | {"seconds": s.seconds} for name, s in scores.items()}
-        _write_json(args.json, {"faces": args.n, "methods": rows})
+    rows = {name: s.mean() | {"seconds": s.seconds} for name, s in scores.items()}
+    _write_results("evaluate", {"faces": args.n, "runs": [str(r) for r in args.run or []], "methods": rows}, args.json)
     return 0
 
 
@@ -319,16 +321,28 @@ def _bench(args: argparse.Namespace) -> int:
     from facelib.bench import bench_gcn, bench_render, bench_synthetic, bench_train
 
     if args.what == "train":
-        bench_train(tuple(args.batch or [4]), 0 if args.level is None else args.level, args.size, args.device,
-                    args.config or "paper", args.amp, args.compile,
-                    args.critic_steps, args.coarse, args.steps, identity=args.identity)
-        return 0
-    if args.what == "render":
-        bench_render(tuple(args.batch or [1, 16]), args.size, args.device, args.pytorch3d_max_batch)
+        rows = bench_train(tuple(args.batch or [4]), 0 if args.level is None else args.level, args.size, args.device,
+                           args.config or "paper", args.amp, args.compile,
+                           args.critic_steps, args.coarse, args.steps, identity=args.identity)
+    elif args.what == "render":
+        rows = bench_render(tuple(args.batch or [1, 16]), args.size, args.device, args.pytorch3d_max_batch)
     elif args.what == "gcn":
-        bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config or "official", args.mesh)
-    elif args.what == "synthetic":
-        bench_synthetic(tuple(args.batch or [16]), args.size, args.device, args.level)
+        rows = bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config or "official", args.mesh)
+    else:
+        rows = bench_synthetic(tuple(args.batch or [16]), args.size, args.device, args.level)
+    _write_results(f"bench_{args.what}", {"rows": rows}, args.json, args.device)
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from facelib.config import REPO_DIR
+    from facelib.results import markdown_tables, results_dir, update_readme
+
+    if args.readme:
+        readme = REPO_DIR / "README.md"
+        print(f"{readme}: {'updated' if update_readme(readme) else 'already up to date'} from {results_dir()}")
+    else:
+        print(markdown_tables(), end="")
     return 0
 
 
@@ -407,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", "--n", type=int, default=24,
                    help="benchmark faces (seed 2020; default %(default)s; about 5 s each on two CPU cores with FACELIB_FAST=1)")
     p.add_argument("--eval-batch", type=int, default=8, help="benchmark faces fitted and refined together (default %(default)s)")
-    p.add_argument("--json", default=None, help="also write the means to this JSON file")
+    p.add_argument("--json", default=None, help="write the results here instead of the default results/ file")
     reconstruct_options(p)
     p.set_defaults(func=_eval_reconstruct)
 
@@ -418,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                        "and the refined albedo.")
     p.add_argument("photos", nargs="*", help="photo files or folders of them (default: data/photos/*)")
     p.add_argument("--out", default="out/score-photos", help="output folder (default %(default)s)")
-    p.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    p.add_argument("--json", default=None, help="write the results here instead of the default results/ file")
     reconstruct_options(p)
     p.set_defaults(func=_score_photos)
 
@@ -476,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=100, help="benchmark faces (seed 2020)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--photos", action="store_true", help="also fit the two bundled photos from the regressor and from the mean face")
+    p.add_argument("--json", default=None, help="write the results here instead of results/eval_regressor.json")
     p.set_defaults(func=_eval_regressor)
 
     p = sub.add_parser("data-grids", help="grids of synthetic faces (with landmarks) and of aligned real photos")
@@ -505,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="which ablations ('no Refiner', 'no Decoder', 'no adversarial loss', 'no identity loss'; default all)")
     p.add_argument("--n", type=int, default=50, help="benchmark faces (seed 2020)")
     p.add_argument("--eval-batch", type=int, default=8, help="benchmark faces per batch")
-    p.add_argument("--json", default=None, help="also write the means to this JSON file")
+    p.add_argument("--json", default=None, help="write the results here instead of the default results/ file")
     add_config_arguments(p)
     p.set_defaults(func=_evaluate)
 
@@ -527,9 +542,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--coarse", default="regressor", choices=["regressor", "truth"], help="train: the coarse stage")
     p.add_argument("--steps", type=int, default=5, help="train: timed steps (after 2 warm-up steps)")
     p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True, help="train: L_id (FaceNet on R')")
+    p.add_argument("--json", default=None, help="write the results here instead of results/bench_WHAT.json")
     p.set_defaults(func=_bench)
 
+    p = sub.add_parser("results", help="the README's tables of measurements, made from the results files (results/*.json)")
+    p.add_argument("--readme", action="store_true", help="write them into README.md between its results markers")
+    p.set_defaults(func=_results)
+
     args = parser.parse_args(argv)
+    _ARGV[:] = sys.argv[1:] if argv is None else argv
     return int(args.func(args) or 0)
 
 

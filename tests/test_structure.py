@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "facelib"
 # DESIGN.md section 8, top to bottom: a module may import modules of its own line or an earlier one.
 # A name maps every module under it, unless a longer name says otherwise.
 MAP: tuple[tuple[str, ...], ...] = (
-    ("facelib", "facelib.config", "facelib.files"),
+    ("facelib", "facelib.config", "facelib.files", "facelib.results"),
     ("facelib.viz",),
     ("facelib.mesh",),
     ("facelib.render",),
