@@ -5,6 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.facelib-setup
 # Tests and notebooks run in fast mode (FACELIB_FAST=0 make test for full sizes) and headless.
 TEST_ENV := FACELIB_FAST=$${FACELIB_FAST:-1} FACELIB_HEADLESS=1 MPLBACKEND=Agg
+# The suite runs in two pytest-xdist workers, one test file or notebook each at a time (--dist loadfile
+# keeps a notebook's cells in one kernel), each torch on one thread: two processes of two threads on two
+# cores would fight over them. Override with `make test PYTEST_WORKERS=0` (one process, all threads).
+PYTEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
+PYTEST_ARGS := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: setup test demo lab notebooks clean
 
@@ -26,8 +32,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/python -m ruff check facelib tests
-	$(TEST_ENV) $(BIN)/python -m pytest -q
+	$(BIN)/python -m ruff check facelib tests conftest.py
+	$(TEST_ENV) $(PARALLEL) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python -m facelib demo

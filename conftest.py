@@ -62,8 +62,12 @@ _start = time.perf_counter()
 SEEDED = _seed(USER_CACHE, TEST_CACHE)
 SEED_SECONDS = time.perf_counter() - _start
 os.environ["FACELIB_CACHE"] = str(TEST_CACHE)
-# Measuring commands write results files (facelib.results); in tests they go here, not into results/.
+# Measuring commands write results files (facelib.results), and lessons and commands their outputs
+# (facelib.config.OUT_DIR); in tests both go here, not into the repository's results/ and out/. Each
+# pytest-xdist worker is its own process with its own folder, so a lesson's student and solution
+# notebooks, run side by side, never write into each other's run folders.
 os.environ["FACELIB_RESULTS"] = str(TEST_CACHE / "results")
+os.environ["FACELIB_OUT"] = str(TEST_CACHE / "out")
 
 
 def _remove_test_cache() -> None:

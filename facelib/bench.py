@@ -7,6 +7,11 @@ import time
 import torch
 
 from facelib.render import Camera, rasterize
+from facelib.data import SyntheticFaces
+from facelib.gcn import TextureGCN, parameter_count
+from facelib.mesh.hierarchy import MeshHierarchy
+from facelib.morphable import load_open_model
+from facelib.train import TrainConfig, Trainer
 
 
 def grid_mesh(n: int = 189) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,16 +82,11 @@ def bench_gcn(batches: tuple[int, ...] = (4, 16), device: str | None = None, con
     factors (4, 4). One step: the four inputs at ``batch``, the refined albedo, a scalar loss,
     gradients to every parameter. The hierarchy is built once (then read from the cache), not timed.
     """
-    from facelib.gcn import TextureGCN, parameter_count
-    from facelib.mesh.hierarchy import MeshHierarchy
-
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     start = time.perf_counter()
     if mesh == "grid":
         hierarchy = MeshHierarchy.build(*grid_mesh(), (4, 4, 4, 4))
     elif mesh == "open":
-        from facelib.morphable import load_open_model
-
         base = load_open_model(level=0)
         hierarchy = MeshHierarchy.from_subdivision(base.mean_shape, base.triangles, levels=2, factors=(4, 4))
     else:
@@ -126,8 +126,6 @@ def bench_synthetic(batches: tuple[int, ...] = (16,), size: int = 224, device: s
 
     ``level=None`` takes the dataset's default (1, or 0 in fast mode).
     """
-    from facelib.data import SyntheticFaces
-
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     for b in batches:
@@ -172,7 +170,6 @@ def bench_train(batches: tuple[int, ...] = (4,), level: int = 0, size: int = 224
     """
     import tempfile
 
-    from facelib.train import TrainConfig, Trainer
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"

@@ -41,6 +41,9 @@ DATA_DIR = Path(os.environ.get("FACELIB_DATA", REPO_DIR / "data"))
 PHOTOS = {"grace_hopper": DATA_DIR / "photos" / "grace_hopper.jpg", "astronaut": DATA_DIR / "photos" / "astronaut.jpg"}
 """The two public-domain photos that ship with the course (see data/README.md)."""
 
+OUT_DIR = Path(os.environ.get("FACELIB_OUT", REPO_DIR / "out"))
+"""Where the lessons and commands write what they make by default (``out/``, ignored by git); tests move it."""
+
 CACHE_DIR = Path(os.environ.get("FACELIB_CACHE", Path.home() / ".cache" / "facelib"))
 """Files that facelib builds or downloads once per machine (face model, mesh hierarchies)."""
 

@@ -49,6 +49,9 @@ from facelib.morphable import MorphableModel, load_open_model
 from facelib.refine import RefineConfig, RefineResult, refine
 from facelib.render import FaceRenderer, paste_alpha
 from facelib.viz.overlay import write_overlay
+from facelib.nets import IdentityEncoder
+from facelib.nets.regressor import default_weights_path, find_regressor_weights, load_regressor
+from facelib.viz.viewer import write_viewer
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
               "(OBJ 'v x y z r g b', PLY red/green/blue)")
@@ -183,8 +186,6 @@ def start_regressor(config: ReconstructConfig, device: torch.device, layout) -> 
     Raises:
         facelib.nets.RegressorWeightsError: weights were given (or found) but cannot be used.
     """
-    from facelib.nets.regressor import default_weights_path, find_regressor_weights, load_regressor
-
     path = find_regressor_weights(config.regressor_weights)
     if path is None:
         return None, "mean face (no regressor weights found)", (
@@ -258,8 +259,6 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         facelib.gcn.weights.TextureWeightsError: ``config.gcn_weights`` cannot be used.
         facelib.nets.RegressorWeightsError: regressor weights were given (or found) but cannot be used.
     """
-    from facelib.nets import IdentityEncoder
-
     config = config or ReconstructConfig()
     photo_path, out_dir = Path(photo_path), Path(out_dir)
     timings: dict[str, float] = {}
@@ -344,8 +343,6 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
             r = overlay_renderer.render(shape, albedo, params["angles"], params["translation"], params["gamma"])
             panels[label] = big.paste(photo_full, r.image[0].clamp(0, 1).cpu(), paste_alpha(r.mask[0].cpu(), skin_big))
     files["overlay"] = write_overlay(out_dir / "overlay.png", photo_full, panels, config.overlay_max_side, face_box(aligned))
-    from facelib.viz.viewer import write_viewer
-
     files["viewer"] = write_viewer(out_dir / "viewer.html", shape[0].cpu(), model.triangles.cpu(),
                                    {"GCN-refined albedo": albedo_gcn[0].cpu(), "3DMM albedo": albedo_3dmm[0].cpu()},
                                    title=f"{photo_path.name}: {model.num_vertices:,} vertices")

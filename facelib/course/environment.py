@@ -11,6 +11,7 @@ import torch
 from facelib import config
 from facelib.nets.dlib_resnet import DLIB_PACKAGE_PIN, dlib_model_path
 from facelib.nets.identity import FACENET_WEIGHTS_ENV, facenet_weights_path
+from facelib.viz.pipeline import show_pipeline
 
 def pytorch3d_status() -> str:
     """'x.y.z' when PyTorch3D imports and its compiled rasterizer loads, else why not."""
@@ -91,7 +92,5 @@ def lesson_setup(lesson: int, seed: int = 0, show_diagram: bool = True) -> Envir
     report = environment_report()
     print(report)
     if show_diagram:
-        from facelib.viz.pipeline import show_pipeline
-
         show_pipeline(lesson)
     return report

@@ -5,6 +5,10 @@ from __future__ import annotations
 import torch
 
 from facelib.course.check import Exercise, expect, expect_close, expect_tensor
+from facelib.gcn import cheb_conv_dense
+from facelib.gcn.blocks import ChebResBlock
+from facelib.mesh.graph import chebyshev_laplacian
+from facelib.mesh.graph import normalized_laplacian as facelib_laplacian
 
 
 def normalized_laplacian(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
@@ -38,8 +42,6 @@ def _small_mesh() -> tuple[torch.Tensor, int]:
 
 
 def _test_laplacian(answer) -> None:
-    from facelib.mesh.graph import normalized_laplacian as facelib_laplacian
-
     faces, v = _small_mesh()
     out = answer(faces, v)
     out = out.to_dense() if getattr(out, "layout", torch.strided) != torch.strided else out
@@ -87,8 +89,6 @@ def chebyshev_basis(x: torch.Tensor, laplacian: torch.Tensor, K: int) -> torch.T
 
 
 def _test_chebyshev_basis(answer) -> None:
-    from facelib.mesh.graph import chebyshev_laplacian
-
     faces, v = _small_mesh()
     lap = chebyshev_laplacian(faces, v).to_dense().double()
     g = torch.Generator().manual_seed(11)
@@ -124,9 +124,6 @@ def cheb_conv(x: torch.Tensor, laplacian: torch.Tensor, weight: torch.Tensor, bi
 
 
 def _test_cheb_conv(answer) -> None:
-    from facelib.gcn import cheb_conv_dense
-    from facelib.mesh.graph import chebyshev_laplacian
-
     faces, v = _small_mesh()
     lap = chebyshev_laplacian(faces, v).to_dense().double()
     g = torch.Generator().manual_seed(12)
@@ -176,9 +173,6 @@ def block_weights(block) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch
 
 
 def _test_res_block(answer) -> None:
-    from facelib.gcn.blocks import ChebResBlock
-    from facelib.mesh.graph import chebyshev_laplacian
-
     faces, v = _small_mesh()
     lap = chebyshev_laplacian(faces, v).to_dense().double()
     torch.manual_seed(21)

@@ -7,6 +7,11 @@ import torch
 from facelib.course.check import Exercise, expect, expect_close, expect_tensor
 from facelib.losses.photometric import photometric_loss  # the reference of exercise 3.3
 from facelib.render.camera import Camera
+from facelib.morphable import load_open_model
+from facelib.render import FaceRenderer
+from facelib.render.rasterize import rasterize
+from facelib.render.sample import sample_image, vertex_visibility
+from facelib.render.sample import sample_vertex_colors
 
 
 def project(points: torch.Tensor, focal: float, image_size: int, distance: float = 10.0) -> torch.Tensor:
@@ -95,8 +100,6 @@ def rasterize_naive(screen: torch.Tensor, faces: torch.Tensor, height: int, widt
 
 
 def _test_rasterize_naive(answer) -> None:
-    from facelib.render.rasterize import rasterize
-
     # Two overlapping triangles, the second in front: it must win where they overlap.
     screen = torch.tensor([[2.0, 2.0, 5.0], [14.0, 3.0, 5.0], [4.0, 14.0, 5.0],
                            [6.0, 1.0, 3.0], [15.0, 12.0, 3.0], [3.0, 11.0, 3.0]])
@@ -166,8 +169,6 @@ def vertex_colors(image: torch.Tensor, screen: torch.Tensor, zbuf: torch.Tensor,
     Returns:
         colors (B, V, 3) and visibility (B, V) 0/1 float.
     """
-    from facelib.render.sample import sample_vertex_colors
-
     s = sample_vertex_colors(image, screen, zbuf, normals, points, camera_distance, tolerance)
     return s.colors, s.visibility
 
@@ -190,8 +191,6 @@ def _scene() -> tuple[torch.Tensor, ...]:
 
 
 def _test_vertex_colors(answer) -> None:
-    from facelib.render.sample import sample_image, vertex_visibility
-
     image, screen, zbuf, normals, points = _scene()
     out = answer(image, screen, zbuf, normals, points)
     expect(isinstance(out, (tuple, list)) and len(out) == 2, "return (colors, visibility)")
@@ -208,9 +207,6 @@ def _test_vertex_colors(answer) -> None:
     expect_close(colors[0, 0], sample_image(image, screen[..., :2])[0, 0], "the colour of the visible vertex "
                  "(bilinear, pixel centres at j + 0.5: use facelib.render.sample_image)")
     # A real face turned to the side: the nose hides part of the far cheek.
-    from facelib.morphable import load_open_model
-    from facelib.render import FaceRenderer
-
     model = load_open_model(level=0, verbose=False)
     renderer = FaceRenderer.for_model(model, 64)
     with torch.no_grad():

@@ -9,6 +9,8 @@ from facelib.course.check import Exercise, expect, expect_close, expect_tensor
 from facelib.losses.adversarial import gradient_penalty
 from facelib.losses.identity import identity_loss
 from facelib.losses.schedule import Schedule
+from facelib.data import SyntheticFaces
+from facelib.losses import projected_color_loss, vertex_loss
 
 
 def _test_identity_loss(answer) -> None:
@@ -93,8 +95,6 @@ def texture_pairs(n: int, size: int = 96, seed: int = 4, level: int = 1) -> tupl
     Returns:
         (n, size, size, 3) twice: the detailed images ("photos") and the 3DMM renderings.
     """
-    from facelib.data import SyntheticFaces
-
     faces = SyntheticFaces(n=n, size=size, seed=seed, level=level, split="lesson04-critic")
     detailed, smooth = [], []
     for batch in faces.batches(32):
@@ -120,8 +120,6 @@ def vertex_losses(albedo: torch.Tensor, refined: torch.Tensor, image_colors: tor
     Returns:
         The two losses, () each.
     """
-    from facelib.losses import projected_color_loss, vertex_loss
-
     return vertex_loss(albedo, refined), projected_color_loss(image_colors, shaded, visibility, shaded_3dmm, hidden_weight)
 
 

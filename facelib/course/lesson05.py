@@ -13,6 +13,7 @@ from facelib.course.check import Exercise, expect
 from facelib.evaluate import paired_improvement
 from facelib.train.checkpoint import atomic_save
 from facelib.train.sampling import StepSampler
+from facelib.losses import critic_loss, generator_loss
 
 
 def step_indices(n: int, batch: int, step: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> list[int]:
@@ -150,8 +151,6 @@ def adversarial_step(generator: torch.nn.Module, critic: torch.nn.Module, genera
     Returns:
         {"critic": the last critic loss, "generator": the generator loss} as floats.
     """
-    from facelib.losses import critic_loss, generator_loss
-
     fake = generator(inputs)
     loss_c = torch.zeros(())
     for _ in range(critic_steps):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from facelib.config import REPO_DIR
+from facelib.config import OUT_DIR
 from facelib.data import PHOTOS
 from facelib.viz.widgets import headless
 
-UPLOAD_DIR = REPO_DIR / "out" / "uploads"
+UPLOAD_DIR = OUT_DIR / "uploads"
 """Where uploaded photos are saved (inside the course folder, git-ignored)."""
 
 

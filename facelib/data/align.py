@@ -25,6 +25,7 @@ from PIL import Image
 from facelib.data.images import ImageError, image_to_tensor, load_rgb, to_upright_rgb
 from facelib.render.camera import Camera
 from facelib.render.sample import sample_image
+from facelib.morphable import load_open_model
 
 MIN_IMAGE_SIDE = 32
 """Photos smaller than this on either side cannot hold a detectable face."""
@@ -132,8 +133,6 @@ def detect_faces(image: Image.Image, device: str = "cpu") -> list[Detection]:
 
 @functools.lru_cache(maxsize=8)
 def _template_points(size: int) -> torch.Tensor:
-    from facelib.morphable import load_open_model
-
     model = load_open_model(level=0)
     camera = Camera.deng(size)
     return camera.project(model.five_points(model.mean_shape[None]))[0, :, :2].detach()

@@ -32,6 +32,8 @@ from facelib.config import CACHE_DIR
 from facelib.data.align import AlignedFace, align_faces
 from facelib.data.images import ImageError, image_to_tensor, load_rgb
 from facelib.files import atomic_write_text
+from facelib.data.align import template_points
+from facelib.viz import image_grid
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 """Files with these extensions (any case) are treated as photos; other files are ignored."""
@@ -302,9 +304,6 @@ class PhotoFolder(torch.utils.data.Dataset):
     def grid(self, n: int = 16, ncols: int = 4, template: bool = True):
         """A matplotlib figure of the first ``n`` aligned faces with their five points (green) and,
         with ``template``, the template's (red crosses): they coincide when alignment worked."""
-        from facelib.data.align import template_points
-        from facelib.viz import image_grid
-
         if not self.entries:
             raise ValueError(f"{self.root} has no aligned faces to show (skipped: {len(self.skipped)}; see {self.cache / 'manifest.json'})")
         shown = self.entries[:n]

@@ -58,6 +58,8 @@ from facelib.data.backgrounds import random_background
 from facelib.data.detail import DETAIL_KINDS, DetailConfig, DetailLayer, DetailParams
 from facelib.morphable.model import MorphableModel
 from facelib.render import FaceRenderer, vertex_visibility
+from facelib.morphable import load_open_model
+from facelib.viz import image_grid
 
 BENCHMARK_SEED = 2020
 """The default seed of the benchmark split (the year of Lin et al.); :func:`benchmark` takes another."""
@@ -160,8 +162,6 @@ class SyntheticFaces(torch.utils.data.Dataset):
         # Quietly: datasets are made often, and a CPU note per dataset is noise.
         self.device = get_device(device, verbose=False)
         if model is None:
-            from facelib.morphable import load_open_model
-
             model = load_open_model(level=int(pick(0, 1)) if level is None else level)
         self.model = model.to(self.device)
         self.renderer = FaceRenderer.for_model(self.model, size, backend)
@@ -329,8 +329,6 @@ def sample_grid(faces: SyntheticFaces, n: int = 16, landmarks: bool = True, ncol
         landmarks: draw the 68 landmarks.
         ncols: columns of the grid.
     """
-    from facelib.viz import image_grid
-
     n = min(n, len(faces))
     items = faces.batch(range(n))
     titles = [", ".join(k for k, a in zip(DETAIL_KINDS, amounts) if a > 0) or "no detail" for amounts in items["detail"].tolist()]

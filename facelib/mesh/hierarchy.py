@@ -42,6 +42,7 @@ import torch
 
 from facelib.mesh.graph import _check_faces, chebyshev_laplacian, scipy_to_torch, sparse_coo
 from facelib.mesh.subdivide import subdivide
+from facelib import config  # CACHE_DIR read at call time (tests move it)
 from facelib.files import atomic_open
 
 HIERARCHY_FORMAT = 1
@@ -391,15 +392,13 @@ class MeshHierarchy:
         the format version and the fast-simplification version (a new release may collapse
         differently).
         """
-        from facelib.config import CACHE_DIR
-
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(vertices, dtype=np.float32).tobytes())
         digest.update(np.ascontiguousarray(faces, dtype=np.int64).tobytes())
         settings = {"format": HIERARCHY_FORMAT, "subdivisions": subdivisions, "factors": list(factors),
                     "fast-simplification": _simplification_version() if factors else None}
         digest.update(json.dumps(settings, sort_keys=True).encode())
-        folder = Path(cache_dir) if cache_dir is not None else CACHE_DIR / "hierarchy"
+        folder = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR / "hierarchy"
         return folder / f"hierarchy-{digest.hexdigest()[:20]}.npz"
 
     def save(self, path: str | Path) -> Path:

@@ -34,6 +34,8 @@ from scipy.sparse.csgraph import connected_components
 from facelib.morphable import makehuman
 from facelib.morphable.landmarks import MEAN_FACE_68, MIRROR_68, NUM_LANDMARKS
 from facelib.files import atomic_open
+from facelib.render.camera import Camera
+from facelib.render.rasterize import rasterize
 
 BUILDER_VERSION = 2
 FACE_CATEGORIES = ("nose", "mouth", "eyes", "eyebrows", "cheek", "chin", "forehead", "head")
@@ -331,9 +333,6 @@ def choose_landmarks(vertices: np.ndarray, triangles: np.ndarray, mirror: np.nda
     partner on the left is that vertex's mirror image, and midline points snap to midline vertices.
     """
     import torch
-
-    from facelib.render.camera import Camera
-    from facelib.render.rasterize import rasterize
 
     template = MEAN_FACE_68.copy()
     t_right, t_left = template[36:42].mean(0), template[42:48].mean(0)

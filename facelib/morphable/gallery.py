@@ -9,14 +9,13 @@ import matplotlib
 import torch
 
 from facelib.morphable.model import MorphableModel
+from facelib.render import FaceRenderer
+from facelib.viz import image_grid
 
 
 def random_faces(model: MorphableModel, n: int = 16, seed: int = 0, limit: float = 2.0, size: int = 224, landmarks: bool = True):
     """Renders ``n`` random faces (identity, expression and albedo drawn from N(0, 1), clipped to
     +-``limit`` standard deviations) under varied yaw and lighting; returns a matplotlib figure."""
-    from facelib.render import FaceRenderer
-    from facelib.viz import image_grid
-
     generator = torch.Generator().manual_seed(seed)
     coeffs = {k: v.clamp(-limit, limit) for k, v in model.sample(n, generator).items()}
     shape = model.shape(coeffs["id"], coeffs["exp"])

@@ -20,6 +20,7 @@ import torch
 
 from facelib.mesh.subdivide import subdivision_levels
 from facelib.mesh.symmetry import mirror_by_position
+from facelib.morphable.landmarks import five_from_68
 
 REGION_NAMES = ("skin", "eyes", "brows", "lips", "nose")
 REQUIRED_KEYS = ("mean_shape", "id_base", "exp_base", "mean_tex", "tex_base", "triangles", "landmarks")
@@ -184,8 +185,6 @@ class MorphableModel:
 
     def five_points(self, vertices: torch.Tensor) -> torch.Tensor:
         """The 5 alignment points (eye centres, nose tip, mouth corners) of shapes.  (B, V, 3) -> (B, 5, 3)."""
-        from facelib.morphable.landmarks import five_from_68
-
         return five_from_68(self.landmarks_3d(vertices))
 
     def to(self, device: str | torch.device) -> "MorphableModel":

@@ -80,7 +80,7 @@ class RegressorTrainConfig:
     """
 
     # Not the bundled data/weights/regressor.pt: a new run must not overwrite the shipped weights by default.
-    out: str = str(settings.REPO_DIR / "out" / "regressor" / "regressor.pt")
+    out: str = str(settings.OUT_DIR / "regressor" / "regressor.pt")
     arch: str = "resnet10"
     input_size: int = 112
     pretrained: bool = False
