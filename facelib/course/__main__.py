@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("colab-setup", help="install facelib's extra packages on Colab without replacing its torch")
     args = parser.parse_args(argv)
 
+    # Imported per command, as in facelib.cli: --help and a mistyped command answer without loading torch.
     from facelib.course import student
 
     if args.command == "build":
