@@ -88,3 +88,28 @@ def test_network_figure_draws_a_panel_per_branch_with_level_labels():
     plt.close(fig)
     with pytest.raises(ValueError, match="no layers"):
         network_figure([], [40])
+
+
+def test_charts_draw_what_they_are_given():
+    import matplotlib.pyplot as plt
+
+    from facelib.viz import change_bars, distance_bars, stacked_terms
+
+    fig = distance_bars({"same": 0.3, "other": 0.8}, 0.6, "pairs")
+    bars = fig.axes[0].patches
+    assert [round(b.get_width(), 6) for b in bars] == [0.3, 0.8]
+    assert bars[0].get_facecolor() != bars[1].get_facecolor()  # under and over the threshold
+    plt.close(fig)
+
+    rows = {"step 0": {"a": 0.5, "b": -0.2}, "step 1": {"a": 0.1, "b": 0.3}}
+    fig = stacked_terms(rows, {"step 0": 0.3, "step 1": 0.4}, "contribution")
+    negative = [b for b in fig.axes[0].patches if b.get_x() < 0]
+    assert len(negative) == 1 and abs(negative[0].get_width() - 0.2) < 1e-9  # drawn left of 0, its length |value|
+    plt.close(fig)
+    with pytest.raises(ValueError, match="add up"):
+        stacked_terms(rows, {"step 0": 0.7, "step 1": 0.4}, "contribution")
+
+    fig = change_bars({"run": {"x": -5.0, "y": 80.0}}, [("x", "X"), ("y", "Y")], "change")
+    assert fig.axes[0].get_xlim() == (-40.0, 40.0)
+    assert any(t.get_text() == "+80 %" for t in fig.axes[0].texts)  # a bar cut by the axis says its length
+    plt.close(fig)
