@@ -75,3 +75,16 @@ def get_device(prefer: str | torch.device | None = None, verbose: bool = True) -
     if verbose:
         print("facelib: no CUDA GPU found, computing on the CPU" + (" (fast mode)" if FAST else ""))
     return torch.device("cpu")
+
+
+def find_weights(explicit: str | Path | None, env: str, bundled: Path) -> Path | None:
+    """Which weights file to use: ``explicit``, else ``$env``, else ``bundled`` when it exists, else None.
+
+    A file named explicitly (argument or environment) is returned even when it is missing: that is an
+    error for its loader to report, not a reason to fall back silently to another file.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    return bundled if bundled.is_file() else None

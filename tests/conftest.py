@@ -25,3 +25,21 @@ def open_model():
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def mean_face_scene(open_model):
+    """A function (batch, size=64) -> (params, renderer, photo, rendering): the mean face rendered under
+    a frontal light over a grey background, enough to exercise the texture stage's plumbing."""
+    from facelib.fit import initial_params
+    from facelib.render import FaceRenderer
+
+    def make(batch: int = 1, size: int = 64):
+        params = initial_params(open_model, batch)
+        renderer = FaceRenderer.for_model(open_model, size)
+        with torch.no_grad():
+            out = renderer.render(open_model.shape(params["id"], params["exp"]), open_model.albedo(params["tex"]).clamp(0, 1))
+        photo = out.image.clamp(0, 1) * out.mask[..., None] + 0.4 * (1 - out.mask[..., None])
+        return params, renderer, photo, out
+
+    return make

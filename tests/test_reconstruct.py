@@ -221,14 +221,9 @@ def test_refine_darkens_all_three_channels_together(open_model):
 
 
 @pytest.fixture(scope="module")
-def small_scene(open_model):
+def small_scene(mean_face_scene):
     """The mean face rendered at 64 px, with its parameters: enough to exercise refine's plumbing."""
-    params = initial_params(open_model, 1)
-    renderer = FaceRenderer.for_model(open_model, 64)
-    with torch.no_grad():
-        out = renderer.render(open_model.shape(params["id"], params["exp"]), open_model.albedo(params["tex"]).clamp(0, 1))
-    photo = out.image.clamp(0, 1) * out.mask[..., None] + 0.4 * (1 - out.mask[..., None])
-    return params, renderer, photo, out
+    return mean_face_scene(1)
 
 
 def test_a_short_refinement_stays_near_the_3dmm_albedo(open_model, small_scene):

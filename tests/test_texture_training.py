@@ -26,15 +26,9 @@ class StubEncoder(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def scene(open_model):
+def scene(open_model, mean_face_scene):
     """The mean face at 64 px under a frontal light, and what the texture stage reads of it."""
-    from facelib.fit import initial_params
-
-    params = initial_params(open_model, 2)
-    renderer = FaceRenderer.for_model(open_model, 64)
-    with torch.no_grad():
-        out = renderer.render(open_model.shape(params["id"], params["exp"]), open_model.albedo(params["tex"]).clamp(0, 1))
-    photo = out.image.clamp(0, 1) * out.mask[..., None] + 0.4 * (1 - out.mask[..., None])
+    params, renderer, photo, _ = mean_face_scene(2)
     photo[1] = photo[1] * 0.8  # a darker second face: the de-lit start must follow it
     return params, renderer, photo, texture_inputs(open_model, renderer, photo, params)
 

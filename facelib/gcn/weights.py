@@ -9,7 +9,6 @@ read with ``torch.load(weights_only=True)``; :func:`load_texture_gcn` checks tha
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,12 +44,7 @@ def find_texture_weights(weights: str | Path | None = None) -> Path | None:
     A path given explicitly (argument or environment) is returned even when it is missing: that is an
     error for :func:`load_texture_gcn` to report, not a reason to fall back silently.
     """
-    if weights is not None:
-        return Path(weights)
-    if os.environ.get(TEXTURE_WEIGHTS_ENV):
-        return Path(os.environ[TEXTURE_WEIGHTS_ENV])
-    bundled = bundled_texture_weights()
-    return bundled if bundled.is_file() else None
+    return settings.find_weights(weights, TEXTURE_WEIGHTS_ENV, bundled_texture_weights())
 
 
 class TextureWeightsError(ValueError):

@@ -273,12 +273,7 @@ def find_regressor_weights(weights: str | Path | None = None) -> Path | None:
     then an error for :func:`load_regressor` to report, not a reason to fall back); the bundled file
     only when it exists.
     """
-    if weights is not None:
-        return Path(weights)
-    if os.environ.get(REGRESSOR_WEIGHTS_ENV):
-        return Path(os.environ[REGRESSOR_WEIGHTS_ENV])
-    bundled = default_weights_path()
-    return bundled if bundled.is_file() else None
+    return settings.find_weights(weights, REGRESSOR_WEIGHTS_ENV, default_weights_path())
 
 
 def load_regressor(weights: str | Path | None = None, device: str | torch.device | None = None, allow_untrained: bool = False,
