@@ -9,6 +9,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from facelib.course.student import SOLUTIONS_DIR, dumps, lessons, trim_outputs
+from facelib.files import atomic_write_text
 
 
 def execute_solutions(selection: list[str] | None = None, timeout: int = 900) -> None:
@@ -24,5 +25,5 @@ def execute_solutions(selection: list[str] | None = None, timeout: int = 900) ->
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-        path.write_text(dumps(trim_outputs(nb)), encoding="utf-8")
+        atomic_write_text(path, dumps(trim_outputs(nb)))
         print(f"{path.name}: executed in {time.perf_counter() - start:.0f} s, {path.stat().st_size / 1e3:.0f} kB")

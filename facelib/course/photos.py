@@ -14,6 +14,7 @@ from pathlib import Path
 from facelib.config import OUT_DIR
 from facelib.data import PHOTOS
 from facelib.viz.widgets import headless
+from facelib.files import atomic_write_bytes
 
 UPLOAD_DIR = OUT_DIR / "uploads"
 """Where uploaded photos are saved (inside the course folder, git-ignored)."""
@@ -60,7 +61,7 @@ class PhotoPicker:
             item = self._upload.value[0]  # ipywidgets 8: a tuple of dicts with name and content
             self.upload_dir.mkdir(parents=True, exist_ok=True)
             target = self.upload_dir / _safe_name(item["name"])
-            target.write_bytes(bytes(item["content"]))
+            atomic_write_bytes(target, bytes(item["content"]))
             print(f"using your upload, saved as {target}")
             return target
         name = self._dropdown.value if self._dropdown is not None else self.default

@@ -30,6 +30,7 @@ from typing import Any
 import nbformat
 
 from facelib.config import REPO_DIR
+from facelib.files import atomic_write_text
 
 SOLUTION_TAG = "solution"
 CHECK_OUTPUT_TAG = "nbval-check-output"
@@ -130,7 +131,7 @@ def build(solutions_dir: Path = SOLUTIONS_DIR, notebooks_dir: Path = NOTEBOOKS_D
         target = notebooks_dir / path.name
         text = generated(path)
         if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
+            atomic_write_text(target, text)
             written.append(target)
     return written
 

