@@ -84,26 +84,20 @@ not end inside it. The defaults (100 and 300 steps) warm up over 15 and 45 steps
 FACE_MASK_MODES = ("occluders", "skin", "off")
 """How M_face weighs a "fidelity" network's reading of a photo (:attr:`RefineConfig.face_mask`)."""
 
+
 @dataclass
 class RefineConfig:
     """Settings of :func:`refine` (per-image optimisation; trained weights use only ``gcn``).
 
     Attributes:
-        steps: optimisation steps (fast mode 100, about 10 s on two CPU cores at level 0; full mode 300).
-            Short runs are safe but do little (the warm-up lasts at least :data:`MIN_WARMUP_STEPS`);
-            measured with ``eval-reconstruct -n 8 --size 96``, the face error changes by +1.6 %
-            (95 % interval -1.7 to +5.2) after 2 steps, -0.9 % after 10, -2.2 % after 30 and -0.2 %
-            after 60: over eight faces, mostly the albedo's overall brightness moving.
+        steps: optimisation steps (fast mode 100, full mode 300). Short runs are safe but do little
+            (the warm-up lasts at least :data:`MIN_WARMUP_STEPS`).
         lr: Adam's peak learning rate of the finest-level layers (:func:`finest_parameters`), after
-            the warm-up and before the cosine decay. Measured with ``eval-reconstruct``: 1e-3 changed
-            the error of 48 faces by -0.02 %; on 24 faces 5e-4 changed it by -0.06 % and 2.5e-4 by
-            -0.18 %. On grace_hopper 1e-3 left 22 vertices tinted (their channels changed by more than
-            0.1 apart), 2.5e-4 one.
+            the warm-up and before the cosine decay. Larger rates leave vertices tinted (channels
+            moving apart).
         deep_lr: the same for the coarser levels and the Decoder. They paint large regions at once,
             where the 3DMM already has the colour, and this network (no normalisation layers) answers
-            a step of theirs with a jump of the whole face: measured on the open model when the
-            change was read after the tanh, four Adam steps of 2e-5 per weight moved the albedo by
-            0.14 on average, into the tanh's saturation.
+            a step of theirs with a jump of the whole face, so they learn about ten times slower.
         warmup: the share of the steps over which the learning rate ramps up from lr / warmup steps
             (at least :data:`MIN_WARMUP_STEPS` steps).
         gcn: the TextureGCN configuration ("paper", "official" or "official-wide") for a fresh network,
@@ -121,8 +115,8 @@ class RefineConfig:
             occluder, a large part of the face that is neither skin- nor face-coloured, such as a
             glasses frame or a hat's brim (:func:`~facelib.losses.occluder_gate`); "skin" wherever
             M_face says the photo is not skin, which also drops lips, eyes, shadows and much of the
-            detail; "off" not at all (measured on grace_hopper: her glasses frames and her hat's brim
-            are painted onto the skin). True and False mean "skin" and "off". The network was trained
+            detail; "off" not at all (glasses frames and a hat's brim are then painted onto the skin).
+            True and False mean "skin" and "off". The network was trained
             without (the synthetic faces have no occluders).
     """
 

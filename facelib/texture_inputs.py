@@ -148,10 +148,8 @@ def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.
     mirror fill, and in training without M_face (``mask`` None).
 
     Without M_face, because M_face is a skin-colour model made for the fit's light: it leaves out lips,
-    brows, stubble, moles and make-up, which are exactly the albedo's detail (on the synthetic
-    benchmark, 70 % of the detail band's vertices had no reading with it, 55 % without; the de-lit
-    photo's detail-band error fell from 0.96 to 0.88 x the 3DMM's, measured on 16 held-out fitted
-    faces at 224 px). The price: an occluder inside the face's outline (glasses frames, a fringe of
+    brows, stubble, moles and make-up, which are exactly the albedo's detail (``data/README.md`` has
+    the measurements). The price: an occluder inside the face's outline (glasses frames, a fringe of
     hair) is read as albedo too; the training faces have none to learn that from. On photos, ``mask`` with
     ``occluders=True`` keeps those out and the detail in (:func:`~facelib.losses.occluder_gate`); ``mask``
     alone weighs every reading by M_face.

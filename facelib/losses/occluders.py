@@ -29,11 +29,8 @@ The gate is max(M_face(p_i), a_i) on occluders and 1 elsewhere:
 
     g_i = max(M_face(p_i), a_i)   if i is on (or within ``rings`` of) an occluder,   else 1.
 
-Measured when it was chosen (on 24 synthetic faces of seed 7, never the benchmark's, and the two
-bundled photos, with the trained TextureGCN): synthetic faces have no occluders, and the gate keeps
-most of the reading that M_face dropped; on Grace Hopper it keeps the frames and the hat's brim
-out, as M_face does, while the lips, eyes and wrinkles that M_face dropped come back. The numbers
-are in ``data/README.md``. What it cannot do: an occluder of the face's own colours (a hand), or a
+Its thresholds were chosen on synthetic faces of another seed than the benchmark's and on the two
+bundled photos (``data/README.md`` has the numbers). What it cannot do: an occluder of the face's own colours (a hand), or a
 large one of the 3DMM's colours at that place.
 """
 
