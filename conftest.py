@@ -38,11 +38,16 @@ TEMP_PREFIX = "facelib-test-cache-"
 if "facelib.config" in sys.modules:  # too late: CACHE_DIR was read already (a plugin imported facelib)
     raise RuntimeError("facelib was imported before the root conftest.py could give the tests their own FACELIB_CACHE")
 
-USER_CACHE = Path(os.environ.get("FACELIB_CACHE", Path.home() / ".cache" / "facelib")).expanduser()
-"""The cache that the session would otherwise use: read from (to seed), never written."""
+USER_CACHE = Path(os.environ.setdefault(
+    "FACELIB_TEST_USER_CACHE", os.environ.get("FACELIB_CACHE", str(Path.home() / ".cache" / "facelib")))).expanduser()
+"""The cache that the session would otherwise use: read from (to seed), never written. Recorded in the
+environment before FACELIB_CACHE is moved, so that pytest-xdist's workers (which inherit the moved one)
+still know the user's."""
 
-TEST_CACHE = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
-"""The session's own cache."""
+TEST_CACHE = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=os.environ.get("FACELIB_TEST_ROOT")))
+"""The session's own cache. Under pytest-xdist each worker makes its own inside the controller's, so
+removing the controller's folder removes every worker's too, even after a worker was killed."""
+os.environ.setdefault("FACELIB_TEST_ROOT", str(TEST_CACHE))
 
 
 def _seed(source: Path, target: Path) -> list[Path]:

@@ -47,7 +47,9 @@ def _write_results(name: str, payload: dict, path: str | None, device=None) -> N
     """The command's measurements as a results file (:mod:`facelib.results`): ``results/<name>.json``, or ``--json PATH``."""
     from facelib.results import write_results
 
-    print(f"wrote {write_results(name, payload, path, device, command=' '.join(['python -m facelib', *_ARGV]))}")
+    import shlex
+
+    print(f"wrote {write_results(name, payload, path, device, command='python -m facelib ' + shlex.join(_ARGV))}")
 
 
 def _reconstruct_config(args: argparse.Namespace):
@@ -149,13 +151,13 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     _write_results(f"eval_reconstruct_{mode}_n{args.n}", {
         "faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
         "gcn_weights": str(config.gcn_weights) if config.gcn_weights else None,
-        "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json)
+        "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json, device)
     return 0
 
 
 def _score_photos(args: argparse.Namespace) -> int:
-    from facelib import config as settings
     """Reconstructs each photo and tabulates its re-rendering and identity scores (real photos: no ground truth)."""
+    from facelib import config as settings
     from facelib.data import PHOTOS, ImageError
     from facelib.nets import FaceNetWeightsError, RegressorWeightsError
     from facelib.reconstruct import reconstruct
@@ -258,7 +260,9 @@ def _eval_regressor(args: argparse.Namespace) -> int:
     except RegressorWeightsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    payload = {"weights": str(args.weights or "bundled"), "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size)}
+    from facelib.nets.regressor import find_regressor_weights
+
+    payload = {"weights": find_regressor_weights(args.weights), "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size)}
     if args.photos:
         payload["photos"] = evaluate_photos(regressor)
     _write_results("eval_regressor", payload, args.json)
@@ -330,7 +334,10 @@ def _bench(args: argparse.Namespace) -> int:
         rows = bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config or "official", args.mesh)
     else:
         rows = bench_synthetic(tuple(args.batch or [16]), args.size, args.device, args.level)
-    _write_results(f"bench_{args.what}", {"rows": rows}, args.json, args.device)
+    import torch
+
+    # The device the benches chose (CUDA when there is one): its name goes into the results file.
+    _write_results(f"bench_{args.what}", {"rows": rows}, args.json, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return 0
 
 

@@ -11,6 +11,7 @@ between its two markers; a test fails when the README and the files disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from facelib.config import REPO_DIR
+from facelib.config import FAST, REPO_DIR
 from facelib.files import atomic_write_text
 
 RESULTS_ENV = "FACELIB_RESULTS"
@@ -37,7 +38,8 @@ def results_dir() -> Path:
 def machine(device: torch.device | str | None = None) -> dict[str, Any]:
     """What a measurement ran on: CPU cores, Python, torch, and the accelerator's name when there is one."""
     out: dict[str, Any] = {"platform": platform.platform(terse=True), "cpu_cores": os.cpu_count(), "python": platform.python_version(),
-                           "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+                           "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                           "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     device = torch.device(device) if device is not None else None
     if device is not None and device.type == "cuda" and torch.cuda.is_available():
         out["accelerator"] = torch.cuda.get_device_name(device)
@@ -45,20 +47,23 @@ def machine(device: torch.device | str | None = None) -> dict[str, Any]:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe: tensors and numpy scalars as numbers, NaN and infinities as null, paths as strings."""
+    """JSON-safe: tensors and numpy arrays as (nested) lists, NaN and infinities as null, dataclasses as
+    dicts, paths (inside the repository: relative to it) and anything else as strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [_clean(v) for v in value]
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # tensors, numpy arrays and scalars
         return _clean(value.tolist())
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
     if isinstance(value, Path):
-        return str(value)
-    return value
+        return str(value.relative_to(REPO_DIR)) if value.is_relative_to(REPO_DIR) else str(value)
+    return str(value)
 
 
 def write_results(name: str, payload: dict[str, Any], path: str | Path | None = None,
@@ -77,7 +82,11 @@ def write_results(name: str, payload: dict[str, Any], path: str | Path | None = 
     target = Path(path) if path is not None else results_dir() / f"{name}.json"
     record = {"name": name, "command": command,
               "measured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": machine(device), **payload}
+              "machine": machine(device), "fast_mode": FAST}
+    clash = sorted(set(record) & set(payload))
+    if clash:
+        raise ValueError(f"the payload may not set the results file's own entries {clash}")
+    record |= payload
     atomic_write_text(target, json.dumps(_clean(record), indent=2) + "\n")
     return target
 

@@ -26,6 +26,9 @@ def test_the_session_cache_is_a_fresh_temporary_folder(test_cache_dir, user_cach
     assert test_cache_dir.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
     assert config.CACHE_DIR.resolve() != user_cache_dir.resolve()
     assert not user_cache_dir.resolve().is_relative_to(test_cache_dir.resolve())
+    # Under pytest-xdist too: a worker's "user cache" is the user's, not the controller's temporary one.
+    assert not user_cache_dir.resolve().is_relative_to(Path(os.environ["FACELIB_TEST_ROOT"]).resolve())
+    assert test_cache_dir.resolve().is_relative_to(Path(os.environ["FACELIB_TEST_ROOT"]).resolve())
 
 
 def test_a_cache_write_lands_in_the_temporary_folder_not_the_users(test_cache_dir, user_cache_dir):

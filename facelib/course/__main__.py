@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("colab-setup", help="install facelib's extra packages on Colab without replacing its torch")
     args = parser.parse_args(argv)
 
-    # Imported per command, as in facelib.cli: --help and a mistyped command answer without loading torch.
+    # Each command imports only what it runs: colab-setup, the first command a fresh Colab runtime
+    # runs, must not need nbclient (execute's) before it has installed anything.
     from facelib.course import student
 
     if args.command == "build":
