@@ -150,7 +150,7 @@ def _eval_reconstruct(args: argparse.Namespace) -> int:
     mode = "fast" if settings.FAST else "full"
     _write_results(f"eval_reconstruct_{mode}_n{args.n}", {
         "faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
-        "gcn_weights": str(config.gcn_weights) if config.gcn_weights else None,
+        "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None,
         "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json, device)
     return 0
 
@@ -195,7 +195,7 @@ def _score_photos(args: argparse.Namespace) -> int:
     for photo, row in rows.items():
         print(f"{Path(photo).name:<22}" + "".join(f"{row[m]['psnr']:>28.2f}{row[m].get('identity', float('nan')):>7.3f}" for m in methods))
     _write_results(f"score_photos_{'fast' if settings.FAST else 'full'}", {
-        "size": config.size, "level": config.level, "gcn_weights": str(config.gcn_weights or ""), "photos": rows,
+        "size": config.size, "level": config.level, "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None, "photos": rows,
         "failed": failed}, args.json)
     return 0 if not failed else 1
 
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("train-regressor", help="train the coarse-stage regressor on synthetic faces (writes out/regressor/regressor.pt; --out to choose)")
-    p.add_argument("--out", default=None, help="the weights file (default: data/weights/regressor.pt)")
+    p.add_argument("--out", default=None, help="the weights file (default: out/regressor/regressor.pt under FACELIB_OUT; the shipped one is data/weights/regressor.pt)")
     p.add_argument("--arch", default=None, choices=["resnet10", "resnet18", "resnet50"])
     p.add_argument("--input-size", type=int, default=None, help="network input side in pixels (default 112; 224 on a GPU)")
     p.add_argument("--pretrained", action="store_true", help="start resnet18/50 from ImageNet weights (downloaded by torchvision)")
