@@ -5,7 +5,8 @@ face model, mesh hierarchies, dlib's converted network, regressor pools, aligned
 ``facelib.config.CACHE_DIR``, which is ``$FACELIB_CACHE`` or ``~/.cache/facelib``. So before anything
 imports facelib, this file points ``FACELIB_CACHE`` at a fresh temporary folder for the whole session;
 the Jupyter kernels that nbval starts (and any subprocess) inherit the environment, so notebooks write
-there too. The folder is removed when the session ends.
+there too. The folder is removed when the session ends; a session that was killed leaves it
+behind, and the next session removes it (its ``owner.pid`` names a process that is gone).
 
 It lives at the repository root (not in tests/) because pytest loads a folder's conftest.py only
 when it collects that folder: ``pytest solutions/00_welcome.ipynb`` never loads tests/conftest.py.
@@ -44,10 +45,33 @@ USER_CACHE = Path(os.environ.setdefault(
 environment before FACELIB_CACHE is moved, so that pytest-xdist's workers (which inherit the moved one)
 still know the user's."""
 
+def _remove_stale_folders() -> list[Path]:
+    """Removes the top-level test folders of sessions that were killed (their owner process is gone), which
+    no clean-up of theirs could remove."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(TEMP_PREFIX + "*"):
+        try:
+            pid = int((folder / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge: no owner recorded
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:
+            pass  # alive, another user's
+    return removed
+
+
+STALE_REMOVED = [] if os.environ.get("FACELIB_TEST_ROOT") else _remove_stale_folders()
+
 TEST_CACHE = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=os.environ.get("FACELIB_TEST_ROOT")))
 """The session's own cache. Under pytest-xdist each worker makes its own inside the controller's, so
 removing the controller's folder removes every worker's too, even after a worker was killed."""
-os.environ.setdefault("FACELIB_TEST_ROOT", str(TEST_CACHE))
+if "FACELIB_TEST_ROOT" not in os.environ:  # the top-level folder: say whose it is, for _remove_stale_folders
+    os.environ["FACELIB_TEST_ROOT"] = str(TEST_CACHE)
+    (TEST_CACHE / "owner.pid").write_text(str(os.getpid()))
 
 
 def _seed(source: Path, target: Path) -> list[Path]:
