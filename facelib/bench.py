@@ -26,6 +26,11 @@ def grid_mesh(n: int = 189) -> tuple[torch.Tensor, torch.Tensor]:
     return verts, faces
 
 
+def bench_device(device: str | torch.device | None = None) -> torch.device:
+    """The device a benchmark runs on: ``device``, else CUDA when there is one, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def _time(fn, device: torch.device, repeats: int) -> float:
     fn()  # warm-up
     if device.type == "cuda":
@@ -44,7 +49,7 @@ def bench_render(batches: tuple[int, ...] = (1, 16), size: int = 224, device: st
 
     ``pytorch3d_max_batch`` skips PyTorch3D above that batch (on CPU it takes minutes at 16).
     """
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = bench_device(device)
     verts, faces = grid_mesh()
     camera = Camera.deng(size)
     faces = faces.to(dev)
@@ -82,7 +87,7 @@ def bench_gcn(batches: tuple[int, ...] = (4, 16), device: str | None = None, con
     factors (4, 4). One step: the four inputs at ``batch``, the refined albedo, a scalar loss,
     gradients to every parameter. The hierarchy is built once (then read from the cache), not timed.
     """
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = bench_device(device)
     start = time.perf_counter()
     if mesh == "grid":
         hierarchy = MeshHierarchy.build(*grid_mesh(), (4, 4, 4, 4))
@@ -126,7 +131,7 @@ def bench_synthetic(batches: tuple[int, ...] = (16,), size: int = 224, device: s
 
     ``level=None`` takes the dataset's default (1, or 0 in fast mode).
     """
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = bench_device(device)
     rows = []
     for b in batches:
         faces = SyntheticFaces(n=b * (repeats + 1), size=size, seed=0, level=level, device=dev)
@@ -171,7 +176,7 @@ def bench_train(batches: tuple[int, ...] = (4,), level: int = 0, size: int = 224
     import tempfile
 
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = bench_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     rows = []
     for b in batches:

@@ -33,7 +33,7 @@ def faces_command(args: argparse.Namespace) -> int:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from facelib.bench import bench_gcn, bench_render, bench_synthetic, bench_train
+    from facelib.bench import bench_device, bench_gcn, bench_render, bench_synthetic, bench_train
 
     if args.what == "train":
         rows = bench_train(tuple(args.batch or [4]), 0 if args.level is None else args.level, args.size, args.device,
@@ -45,10 +45,8 @@ def bench_command(args: argparse.Namespace) -> int:
         rows = bench_gcn(tuple(args.batch or [4, 16]), args.device, args.config or "official", args.mesh)
     else:
         rows = bench_synthetic(tuple(args.batch or [16]), args.size, args.device, args.level)
-    import torch
-
     # The device the benches chose (CUDA when there is one): its name goes into the results file.
-    write_command_results(f"bench_{args.what}", {"rows": rows}, args.json, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    write_command_results(f"bench_{args.what}", {"rows": rows}, args.json, bench_device(args.device))
     return 0
 
 
