@@ -45,6 +45,7 @@ USER_CACHE = Path(os.environ.setdefault(
 environment before FACELIB_CACHE is moved, so that pytest-xdist's workers (which inherit the moved one)
 still know the user's."""
 
+
 def _remove_stale_folders() -> list[Path]:
     """Removes the top-level test folders of sessions that were killed (their owner process is gone), which
     no clean-up of theirs could remove."""
@@ -107,8 +108,9 @@ atexit.register(_remove_test_cache)  # also when the session ends in a crash
 
 
 def pytest_report_header(config) -> str:
+    stale = f"; removed {len(STALE_REMOVED)} folders of killed sessions" if STALE_REMOVED else ""
     return (f"facelib cache: {TEST_CACHE} (temporary; {len(SEEDED)} files copied from {USER_CACHE} "
-            f"in {SEED_SECONDS:.2f} s)")
+            f"in {SEED_SECONDS:.2f} s{stale})")
 
 
 def pytest_unconfigure(config) -> None:
