@@ -114,7 +114,8 @@ def _model_landmarks(rendering: Rendering, count: int) -> tuple[torch.Tensor, to
 def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, renderer: FaceRenderer | None = None,
         mask: torch.Tensor | None = None, config: FitConfig | None = None, init: dict[str, torch.Tensor] | None = None,
         callback: Callable[[int, dict[str, float]], None] | None = None,
-        photometric: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = photometric_loss) -> FitResult:
+        photometric: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = photometric_loss,
+        prior_mean: dict[str, torch.Tensor] | None = None) -> FitResult:
     """Fits the model to target images by analysis by synthesis.
 
     Args:
@@ -129,6 +130,10 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         callback: called after every step with (step, the loss terms).
         photometric: the photometric term (rendered, target, mask) -> scalar (lesson 03 passes the
             learner's own).
+        prior_mean: where the coefficient prior is centred, per coefficient group ("id", "exp",
+            "tex"; default: zero, the mean face). Centred on a regressor's guess, the prior is the
+            regressor's belief rather than the mean face's: it no longer pulls a smile or a narrow
+            face back towards the average while the five landmarks cannot say otherwise.
 
     Returns:
         :class:`FitResult`.
@@ -158,6 +163,11 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         params[name] = value.detach().clone().to(model.device)
     for name in config.unknowns:
         params[name].requires_grad_(True)
+    centre = {k: torch.zeros_like(params[k]) for k in ("id", "exp", "tex")}
+    for name, value in (prior_mean or {}).items():
+        if name not in centre or value.shape != centre[name].shape:
+            raise ValueError(f"prior_mean holds {name!r} {tuple(value.shape)}; use 'id', 'exp' or 'tex' shaped like the unknowns")
+        centre[name] = value.detach().to(model.device)
     optimizer = torch.optim.Adam([params[n] for n in config.unknowns], lr=config.lr)
     compare = torch.ones(b, h, w, device=target.device) if mask is None else mask
     history: dict[str, list[float]] = {k: [] for k in ("photometric", "landmarks", "coefficients", "lighting", "total")}
@@ -170,7 +180,8 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         terms = {
             "photometric": photometric(rendering.image, target, rendering.mask * compare),
             "landmarks": landmark_loss(q, landmarks, weights, float(min(h, w))),
-            "coefficients": coefficient_prior(params["id"], params["exp"], params["tex"], config.prior_weights),
+            "coefficients": coefficient_prior(params["id"] - centre["id"], params["exp"] - centre["exp"],
+                                              params["tex"] - centre["tex"], config.prior_weights),
             "lighting": lighting_prior(params["gamma"], config.light_strength),
         }
         photo_on = step >= config.landmark_steps
@@ -202,7 +213,9 @@ def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
 
 
 def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
-                       fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None
+                       fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None,
+                       prior_at_init: bool = False,
+                       photometric: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = photometric_loss
                        ) -> tuple[FitResult, FitResult | None, torch.Tensor]:
     """Fits, computes M_face from the rendered skin, and refits with it (lesson 04's recipe).
 
@@ -216,16 +229,22 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
         renderer: a renderer of ``model`` at S.
         fit_steps, refit_steps: steps of the two fits (refit_steps = 0 skips the refit).
         init: start values of the first fit (e.g. a regressor's prediction).
+        prior_at_init: centre both fits' coefficient prior on ``init`` (see :func:`fit`'s ``prior_mean``).
+        photometric: the photometric term of both fits (e.g. :func:`~facelib.losses.grayscale_photometric_loss`
+            for a grayscale photo).
 
     Returns:
         (first fit, refit or None, M_face (1, S, S)).
     """
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
-    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0), init=init)
+    centre = {k: init[k] for k in ("id", "exp", "tex") if k in init} if prior_at_init and init is not None else None
+    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0), init=init, prior_mean=centre,
+                photometric=photometric)
     m_face = skin_mask(photo, skin_region(model, first))
     if refit_steps == 0:
         return first, None, m_face
     second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
-                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0))
+                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0), prior_mean=centre,
+                 photometric=photometric)
     return first, second, m_face

@@ -43,6 +43,7 @@ from facelib.data.images import image_to_tensor
 from facelib.evaluate.photos import photo_scores
 from facelib.files import atomic_write_text
 from facelib.fit import FitResult, fit_with_skin_mask
+from facelib.losses import grayscale as grayscale_colours, grayscale_photometric_loss, photometric_loss
 from facelib.gcn.weights import bundled_texture_weights, find_texture_weights, texture_hierarchy
 from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
@@ -67,8 +68,8 @@ class FaceChoiceError(ValueError):
     """``ReconstructConfig.face`` asks for a face the photo does not have."""
 
 
-GRAYSCALE_NOTE = ("the photo is grayscale: the fit and the texture treat it as colour, so the albedo comes out "
-                  "tinted (brows, lips and eyes take the colour model's hues); judge the shape, not the colours")
+GRAYSCALE_NOTE = ("the photo is grayscale: it is fitted on brightness alone, and the albedo is written in gray, "
+                  "since a gray photo holds no hue to read the skin's colour from")
 
 
 @dataclass
@@ -314,7 +315,8 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     else:
         start = init(crop) if callable(init) else init
     renderer0 = FaceRenderer.for_model(coarse, config.size)
-    first, second, m_face = fit_with_skin_mask(coarse, crop, points, renderer0, config.fit_steps, config.refit_steps, start)
+    first, second, m_face = fit_with_skin_mask(coarse, crop, points, renderer0, config.fit_steps, config.refit_steps, start,
+                                               photometric=grayscale_photometric_loss if grayscale else photometric_loss)
     fitted = second or first
     params = fitted.params
     lap("fit + skin mask + refit")
@@ -325,6 +327,8 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
 
     shape = model.shape(params["id"], params["exp"]).detach()
     albedo_3dmm, albedo_gcn = refinement.coarse.detach(), refinement.albedo.detach()
+    if grayscale:  # the hues came from the colour model's prior, not from the photo: do not show them as if read
+        albedo_3dmm, albedo_gcn = grayscale_colours(albedo_3dmm), grayscale_colours(albedo_gcn)
     scores = photo_scores(model, renderer, crop, params, m_face, {"3dmm": albedo_3dmm, "gcn": albedo_gcn}, encoder)
     lap("scores")
     files = {}

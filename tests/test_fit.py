@@ -64,3 +64,32 @@ def test_fit_rejects_mismatched_inputs(open_model):
         fit(open_model, torch.rand(1, 64, 64, 3), torch.rand(2, 5, 2))
     with pytest.raises(ValueError, match="5 .* or 68"):
         fit(open_model, torch.rand(1, 64, 64, 3), torch.rand(1, 7, 2), config=FitConfig(steps=1))
+
+
+def test_the_prior_can_be_centred_on_a_guess(open_model):
+    # Priors alone (no image, no landmarks): from a guess, the usual prior pulls the coefficients towards
+    # the mean face; centred on the guess, it leaves them where they are.
+    g = torch.Generator().manual_seed(3)
+    guess = {k: torch.randn(1, n, generator=g) for k, n in (("id", 80), ("exp", 64), ("tex", 80))}
+    config = FitConfig(steps=20, landmark_steps=20, landmark_weight=0.0, coef_weight=1.0, lr=0.05, frames=0)
+    image, points = torch.full((1, 32, 32, 3), 0.5), torch.full((1, 5, 2), 16.0)
+    pulled = fit(open_model, image, points, config=config, init=guess)
+    kept = fit(open_model, image, points, config=config, init=guess, prior_mean=guess)
+    for k in guess:
+        assert pulled.params[k].norm() < 0.9 * guess[k].norm()
+        assert torch.allclose(kept.params[k], guess[k], atol=1e-5)
+    with pytest.raises(ValueError, match="prior_mean holds 'angles'"):
+        fit(open_model, image, points, config=config, prior_mean={"angles": torch.zeros(1, 3)})
+
+
+def test_the_grayscale_term_sees_brightness_not_hue():
+    from facelib.losses import grayscale, grayscale_photometric_loss
+
+    target = torch.rand(1, 6, 6, 3)
+    luma = grayscale(target)
+    assert torch.allclose(luma[..., 0], 0.299 * target[..., 0] + 0.587 * target[..., 1] + 0.114 * target[..., 2])
+    # A change of hue that keeps the luma costs nothing; a change of brightness does.
+    hue = torch.tensor([0.114, 0.0, -0.299]) * 0.3
+    mask = torch.ones(1, 6, 6)
+    assert grayscale_photometric_loss(target + hue, target, mask) < 1e-3 < photometric_loss(target + hue, target, mask)
+    assert grayscale_photometric_loss(target + 0.1, target, mask) > 0.1

@@ -379,5 +379,9 @@ def test_cli_reconstruct_says_which_face_and_notes_a_grayscale_photo(face_png, t
     assert "2 faces found; reconstructing number 1 by size (--face 1)" in printed and "grayscale" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["faces"]["found"] == 2 and summary["faces"]["used"] == 1 and summary["grayscale"] is True
+    # Fitted on brightness alone and written in gray: no hue the photo never showed.
+    for name in ("face_3dmm.obj", "face_gcn.obj"):
+        colours = [[float(x) for x in line.split()[4:7]] for line in (out / name).read_text().splitlines() if line.startswith("v ")]
+        assert colours and max(max(c) - min(c) for c in colours) < 2e-3, name
     boxes = summary["faces"]["boxes"]
     assert summary["detection"]["box"] == boxes[1] and boxes[1][0] > 192  # the small face, on the right

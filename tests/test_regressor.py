@@ -151,10 +151,29 @@ def test_a_few_training_steps_lower_the_loss(open_model):
         terms["total"].backward()
         optimizer.step()
         losses.append(float(terms["total"].detach()))
-    assert {"coef_id", "coef_angles", "landmarks", "photometric", "prior", "lighting"} <= set(terms)
+    assert {"coef_id", "coef_angles", "vertex_id", "vertex_exp", "vertex_tex", "landmarks", "photometric", "prior", "lighting"} <= set(terms)
     assert losses[-1] < 0.7 * losses[0], losses
     augmented = augment(images, torch.Generator().manual_seed(0))
     assert augmented.shape == images.shape and 0 <= augmented.min() and augmented.max() <= 1 and not torch.equal(augmented, images)
+
+
+def test_the_vertex_terms_weigh_a_component_by_what_it_does(open_model):
+    """An error in the first identity component (the largest change of shape) costs more than the same error in
+    the last; the coefficient term cannot tell them apart."""
+    from facelib.train.regressor import VERTEX_SCALES
+
+    zero = {"id": torch.zeros(1, 80), "exp": torch.zeros(1, 64), "tex": torch.zeros(1, 80), "angles": torch.zeros(1, 3),
+            "translation": torch.zeros(1, 3), "gamma": torch.zeros(1, 27)}
+    truth = zero | {"landmarks": torch.zeros(1, 68, 2), "visible": torch.zeros(1, 68, dtype=torch.bool)}
+    scales = {k: torch.ones(v.shape[1]) for k, v in zero.items()}
+    config = RegressorTrainConfig(pool=8, batch=1, photo_size=0)
+    first, last = dict(zero), dict(zero)
+    first["id"], last["id"] = torch.eye(80)[:1], torch.eye(80)[-1:]
+    t_first = regressor_losses(open_model, first, truth, config, scales, Camera.deng(64))
+    t_last = regressor_losses(open_model, last, truth, config, scales, Camera.deng(64))
+    assert t_first["coef_id"] == t_last["coef_id"] and t_first["vertex_id"] > 10 * t_last["vertex_id"]
+    column = open_model.id_base[:, 0].view(-1, 3)
+    assert torch.isclose(t_first["vertex_id"], column.pow(2).sum(-1).mean() / VERTEX_SCALES["id"] ** 2)
 
 
 def test_train_regressor_writes_a_loadable_file_with_its_run(open_model, tmp_path):
@@ -172,7 +191,7 @@ def test_the_shipped_weights_beat_the_mean_face_on_benchmark_faces():
     regressor = load_regressor(default_weights_path(), verbose=False)
     assert regressor.meta["format"] == WEIGHTS_FORMAT and regressor.meta["images_seen"] >= 5_000
     result = evaluate_regressor(regressor, n=8, size=224, device="cpu", batch=8, verbose=False)
-    ours, mean_face = result["regressor"], result["mean_face"]
+    ours, mean_face = result["methods"]["regressor"], result["methods"]["mean face"]
     assert ours["landmark_px"] < 0.6 * mean_face["landmark_px"], result
     assert ours["angle_deg"] < 0.6 * mean_face["angle_deg"], result
 

@@ -64,7 +64,17 @@ def eval_regressor_command(args: argparse.Namespace) -> int:
         return 1
     from facelib.nets.regressor import find_regressor_weights
 
-    payload = {"weights": find_regressor_weights(args.weights), "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size)}
+    from facelib.reconstruct import ReconstructConfig
+
+    steps = ReconstructConfig()
+    fit_steps = steps.fit_steps if args.fit_steps is None else args.fit_steps
+    refit_steps = steps.refit_steps if args.refit_steps is None else args.refit_steps
+    if fit_steps < 0 or refit_steps < 0 or args.batch < 1:
+        print("error: --fit-steps and --refit-steps must be >= 0 and --batch >= 1", file=sys.stderr)
+        return 2
+    payload = {"weights": find_regressor_weights(args.weights),
+               "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size, batch=args.batch, fit_steps=fit_steps,
+                                               refit_steps=refit_steps)}
     if args.photos:
         payload["photos"] = evaluate_photos(regressor)
     write_command_results("eval_regressor", payload, args.json)

@@ -2,6 +2,14 @@
 
     L = sum_g w_g ||(c_g - c_g*) / s_g||^2          supervised coefficients, per group g, in units of the
                                                   regressor's output scales s_g (so every group is O(1))
+      + w_S ||I (c_id - c_id*)||^2 / sigma_S^2       the same errors as the surface and the colour they make:
+      + w_E ||E (c_exp - c_exp*)||^2 / sigma_E^2     mean squared vertex error of the identity part and the
+      + w_T ||T (c_tex - c_tex*)||^2 / sigma_T^2     expression part (millimetres) and of the albedo. A
+                                                  coefficient loss weighs all 80 identity coefficients
+                                                  alike, although the first 17 hold 90 % of the shape's
+                                                  variance: it stays at about 1 per coefficient, the
+                                                  unlearnable tail's noise. Per vertex, the loss weighs each
+                                                  component by what it does to the face.
       + w_lm L_lm(q(c), q*)                          the predicted face's 68 landmarks, projected, against the
                                                   true ones (visible ones only, Deng's weights)
       + w_pix L_pix(R(c), I)                        the rendering of the prediction against the image, on the
@@ -51,9 +59,18 @@ from facelib.render import Camera, FaceRenderer
 POOL_SPLIT = "regressor"
 """The SyntheticFaces split of the training pool (disjoint from the benchmark split)."""
 
-POOL_FORMAT = "facelib.regressor_pool/2"
+POOL_FORMAT = "facelib.regressor_pool/3"
 """Part of the cache key of :func:`render_pool`, with the SyntheticConfig and torch's version. Bump it
 when anything else that decides the pool's pixels changes (the open model, the backgrounds, the renderer)."""
+
+POOL_FACES = SyntheticConfig(max_yaw=75.0, exp_scale=1.0)
+"""The training pool's faces: wider than the benchmark's (yaw to +-75 degrees, stronger expressions),
+so that the regressor has seen turned heads and open mouths beyond what it is scored on."""
+
+VERTEX_SCALES = {"id": 0.045, "exp": 0.02, "tex": 0.2}
+"""The scales of the per-vertex terms: about the root-mean-square vertex error of the mean face on
+the pool (identity 4.8 mm and expression 2.1 mm, in model units of decimetres; albedo 0.33, most of
+it the first component, skin tone), so that each term starts near 1."""
 
 
 @dataclass
@@ -70,6 +87,7 @@ class RegressorTrainConfig:
             still anneals fully and ends on time, with fewer steps (the file records how many).
         lr, weight_decay: Adam (AdamW when weight_decay > 0) with a cosine schedule and a short warm-up.
         coef_weights: per-group weights of the supervised coefficient term (:data:`~facelib.nets.regressor.GROUPS`).
+        vertex_weights: weights of the per-vertex identity, expression and albedo terms (see the module docstring).
         landmark_weight, photo_weight, prior_weight, lighting_weight: the other terms.
         photo_size: the side the photometric term renders at (0 turns the term off).
         level: mesh level of the synthetic faces.
@@ -84,13 +102,14 @@ class RegressorTrainConfig:
     arch: str = "resnet10"
     input_size: int = 112
     pretrained: bool = False
-    pool: int = 4000
-    steps: int = 1200
-    minutes: float | None = 30.0
+    pool: int = 24000
+    steps: int = 9000
+    minutes: float | None = 55.0
     batch: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    coef_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 4.0, 4.0, 2.0)
+    coef_weights: tuple[float, ...] = (0.25, 0.25, 0.5, 4.0, 4.0, 2.0)
+    vertex_weights: tuple[float, float, float] = (2.0, 2.0, 1.0)
     landmark_weight: float = 100.0
     photo_weight: float = 0.2
     photo_size: int = 64
@@ -103,6 +122,8 @@ class RegressorTrainConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        if len(self.vertex_weights) != 3:
+            raise ValueError(f"vertex_weights needs three weights (identity, expression, albedo), got {len(self.vertex_weights)}")
         if len(self.coef_weights) != len(GROUPS):
             raise ValueError(f"coef_weights needs one weight per group {GROUPS}, got {len(self.coef_weights)}")
         if self.pool < self.batch or self.batch < 1 or self.steps < 1:
@@ -124,7 +145,7 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
     path = settings.CACHE_DIR / "regressor_pool" / f"pool-n{n}-s{size}-seed{seed}-level{level}.pt"
     # What else decides the pool's content: the faces' distribution and torch's random streams. A
     # cache made under other ones is stale, although its name and shapes match.
-    key = f"{POOL_FORMAT}|{SyntheticConfig()!r}|torch {torch.__version__.split('+')[0]}"
+    key = f"{POOL_FORMAT}|{POOL_FACES!r}|torch {torch.__version__.split('+')[0]}"
     if cache and path.is_file():
         try:
             pool = torch.load(path, map_location="cpu", weights_only=True)
@@ -138,7 +159,7 @@ def render_pool(n: int, size: int, seed: int = 0, level: int = 0, device: str | 
                 return {k: v for k, v in pool.items() if k != "key"}
         except Exception as err:  # a truncated cache file: render again
             print(f"regressor pool: ignoring the unreadable cache {path} ({type(err).__name__}); rendering again")
-    faces = SyntheticFaces(n=n, size=size, seed=seed, level=level, device=device, split=POOL_SPLIT)
+    faces = SyntheticFaces(n=n, size=size, seed=seed, level=level, device=device, split=POOL_SPLIT, config=POOL_FACES)
     start = time.perf_counter()
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in tqdm(faces.batches(64), total=math.ceil(n / 64), desc="rendering the pool", disable=not verbose):
@@ -198,6 +219,9 @@ def regressor_losses(model: MorphableModel, predicted: dict[str, torch.Tensor], 
         photo: (renderer at photo_size, (B, s, s, 3) target images, (B, s, s) their skin) or None.
     """
     terms = {f"coef_{g}": ((predicted[g] - truth[g]) / scales[g]).pow(2).mean() for g in GROUPS}
+    for group, base in (("id", model.id_base), ("exp", model.exp_base), ("tex", model.tex_base)):
+        offsets = ((predicted[group] - truth[group]) @ base.T).view(predicted[group].shape[0], -1, 3)
+        terms[f"vertex_{group}"] = offsets.pow(2).sum(-1).mean() / VERTEX_SCALES[group] ** 2
     q = project_landmarks(model, predicted, camera)
     weights = torch.as_tensor(LANDMARK_WEIGHTS_68, device=q.device)[None] * truth["visible"].to(q.dtype)
     terms["landmarks"] = landmark_loss(q, truth["landmarks"], weights, float(camera.image_size[0]))
@@ -209,7 +233,9 @@ def regressor_losses(model: MorphableModel, predicted: dict[str, torch.Tensor], 
     terms["prior"] = coefficient_prior(predicted["id"], predicted["exp"], predicted["tex"])
     terms["lighting"] = lighting_prior(predicted["gamma"])
     w = dict(zip(GROUPS, config.coef_weights))
-    total = sum(w[g] * terms[f"coef_{g}"] for g in GROUPS) + config.landmark_weight * terms["landmarks"] \
+    total = sum(w[g] * terms[f"coef_{g}"] for g in GROUPS) \
+        + sum(wv * terms[f"vertex_{g}"] for g, wv in zip(("id", "exp", "tex"), config.vertex_weights)) \
+        + config.landmark_weight * terms["landmarks"] \
         + config.prior_weight * terms["prior"] + config.lighting_weight * terms["lighting"]
     if "photometric" in terms:
         total = total + config.photo_weight * terms["photometric"]
