@@ -125,6 +125,24 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 """The README's tables: results name -> (row key, column title), in order. Missing files are left out."""
 
 
+COARSE_COLUMNS = [("shape_mm", "shape mm"), ("expression_mm", "expression mm"), ("mouth_mm", "mouth mm"),
+                  ("landmark_px", "68 landmarks px"), ("angle_deg", "pose deg"), ("yaw_deg", "yaw deg"),
+                  ("albedo_si", "albedo SI"), ("skin_de00", "skin tone dE00")]
+"""The coarse-stage table (``eval_regressor.json``): score key, column title; lower is better in each."""
+
+
+def _coarse_table(record: dict[str, Any]) -> list[str]:
+    bench = record.get("benchmark", {})
+    if "methods" not in bench:  # an older file's layout: not a table of methods
+        return []
+    head = (f"`{record.get('command') or record['name']}` ({_machine_label(record)}; {bench['n']} benchmark faces at "
+            f"{bench['size']} px" + (f", fits of {bench['fit_steps']} + {bench['refit_steps']} steps" if bench.get("fit_steps") else "") + "):")
+    lines = [head, "", "| method | " + " | ".join(t for _, t in COARSE_COLUMNS) + " |", "|" + "---|" * (len(COARSE_COLUMNS) + 1)]
+    for method, scores in bench["methods"].items():
+        lines.append(f"| {method} | " + " | ".join("" if scores.get(k) is None else f"{scores[k]:.3g}" for k, _ in COARSE_COLUMNS) + " |")
+    return lines + [""]
+
+
 def markdown_tables(folder: str | Path | None = None) -> str:
     """The README's "Measured" section body, made from the results files in ``folder``."""
     lines: list[str] = []
@@ -133,6 +151,9 @@ def markdown_tables(folder: str | Path | None = None) -> str:
         if record is not None:
             present = [c for c in columns if any(c[0] in row for row in record.get("rows", []))]
             lines += _bench_table(record, present)
+    coarse = read_results("eval_regressor", folder)
+    if coarse is not None:
+        lines += _coarse_table(coarse)
     return "\n".join(lines).rstrip() + "\n" if lines else "(no results files yet)\n"
 
 

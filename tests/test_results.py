@@ -48,6 +48,15 @@ def test_tables_come_from_the_files_and_the_readme_block_is_replaced(tmp_path):
     text = results.markdown_tables(tmp_path)
     assert "| cpu | 1 | 224 | 35721 | 36.1 | 11317.0 | 313.2 |" in text and "2-core CPU, torch 2.11.0" in text
     assert results.markdown_tables(tmp_path / "empty") == "(no results files yet)\n"
+    (tmp_path / "eval_regressor.json").write_text(json.dumps({
+        "name": "eval_regressor", "command": "python -m facelib eval-regressor", "measured": "2026-12-04 23:00 UTC",
+        "machine": {"cpu_cores": 2, "torch": "2.11.0"},
+        "benchmark": {"n": 100, "size": 224, "fit_steps": 300, "refit_steps": 150,
+                      "methods": {"mean face": {k: 2.0 for k, _ in results.COARSE_COLUMNS},
+                                  "regressor": {k: 1.23456 for k, _ in results.COARSE_COLUMNS} | {"skin_de00": None}}}}))
+    text = results.markdown_tables(tmp_path)
+    assert "100 benchmark faces at 224 px, fits of 300 + 150 steps" in text
+    assert "| mean face | " + " | ".join(["2"] * 8) + " |" in text and "| regressor | " + " | ".join(["1.23"] * 7) + " |  |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{README_BEGIN}\nold\n{README_END}\n\nafter\n")
     assert results.update_readme(readme, tmp_path) and not results.update_readme(readme, tmp_path)

@@ -95,7 +95,8 @@ def coarse_scores(model, renderer: FaceRenderer, params: dict[str, torch.Tensor]
 
 def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 224, seed: int | None = None,
                        device: str | torch.device | None = None, batch: int = 25, fit_steps: int = 0,
-                       refit_steps: int = 0, prior_at_init: bool = False, verbose: bool = True) -> dict[str, Any]:
+                       refit_steps: int = 0, prior_at_init: bool = False, fewer_steps: tuple[int, int] | None = None,
+                       verbose: bool = True) -> dict[str, Any]:
     """The coarse stage on the synthetic benchmark: the mean face, the regressor, and the fits from each.
 
     Faces of :func:`facelib.data.benchmark` (seed 2020 by default, level 0) at ``size``. With
@@ -114,6 +115,8 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
         fit_steps, refit_steps: the fits' steps (0: no fits).
         prior_at_init: the fit from the regressor centres its coefficient prior on the regressor's
             guess (:func:`facelib.fit.fit_with_skin_mask`), as ``reconstruct`` does by default.
+        fewer_steps: (fit, refit) steps of one more fit from the regressor, to see whether its start
+            reaches the mean face's result in fewer steps (None: not run).
         verbose: print a table.
 
     Returns:
@@ -141,11 +144,14 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
         methods = dict(starts)
         if fit_steps:
             points = five_from_68(items["landmarks"])
-            for name, start in ((FIT_FROM_MEAN, None), (FIT_FROM_REGRESSOR, starts.get(REGRESSOR))):
-                if name == FIT_FROM_REGRESSOR and regressor is None:
-                    continue
+            fits = [(FIT_FROM_MEAN, None, fit_steps, refit_steps)]
+            if regressor is not None:
+                fits.append((FIT_FROM_REGRESSOR, starts[REGRESSOR], fit_steps, refit_steps))
+                if fewer_steps is not None:
+                    fits.append((f"{FIT_FROM_REGRESSOR}, {fewer_steps[0]} + {fewer_steps[1]} steps", starts[REGRESSOR], *fewer_steps))
+            for name, start, steps, resteps in fits:
                 began = time.perf_counter()
-                first, second, _ = fit_with_skin_mask(model, items["image"], points, renderer, fit_steps, refit_steps, start,
+                first, second, _ = fit_with_skin_mask(model, items["image"], points, renderer, steps, resteps, start,
                                                       prior_at_init=prior_at_init)
                 seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
                 methods[name] = {k: v.detach() for k, v in (second or first).params.items()}
@@ -197,9 +203,10 @@ def coarse_table(result: dict[str, Any]) -> str:
              "angle_deg": "pose deg", "yaw_deg": "yaw deg", "albedo_si": "albedo SI", "skin_de00": "skin dE00"}
     lines = [f"coarse stage on the benchmark (seed {result['seed']}, {result['n']} faces at {result['size']} px"
              + (f", fits of {result['fit_steps']} + {result['refit_steps']} steps)" if result["fit_steps"] else ")")]
-    lines.append(f"{'method':<22}" + "".join(f"{names[k]:>11}" for k in SCORES))
+    width = max(len(m) for m in result["methods"]) + 2
+    lines.append(f"{'method':<{width}}" + "".join(f"{names[k]:>11}" for k in SCORES))
     for method, m in result["methods"].items():
-        lines.append(f"{method:<22}" + "".join(f"{m[k]:>11.3f}" for k in SCORES))
+        lines.append(f"{method:<{width}}" + "".join(f"{m[k]:>11.3f}" for k in SCORES))
     turned, mouth = result["turned"], result["expressive_mouth"]
     lines.append(f"turned >= {turned['min_yaw_deg']:.0f} deg ({turned['n']} faces), yaw error: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in turned["yaw_deg"].items()))
