@@ -92,6 +92,10 @@ class ReconstructConfig:
         regressor_weights: a regressor weights file (default: ``FACELIB_REGRESSOR_WEIGHTS``, then the
             bundled ``data/weights/regressor.pt``).
         use_regressor: start the fit from the regressor's prediction (False: from the mean face).
+        prior_at_regressor: centre the fit's coefficient prior on the regressor's prediction, not on the
+            mean face, so that the fit keeps the identity and expression the regressor saw where five
+            landmarks and the skin's colours cannot tell (measured by ``python -m facelib eval-regressor``;
+            ``data/README.md`` gives the numbers).
         facenet_weights: a local FaceNet weights file (see :class:`~facelib.nets.IdentityEncoder`).
         download_facenet: try to download FaceNet's weights when none are here (off: offline first;
             without them dlib's pretrained network is the identity network, see
@@ -111,6 +115,7 @@ class ReconstructConfig:
     per_image: bool = False
     regressor_weights: str | Path | None = None
     use_regressor: bool = True
+    prior_at_regressor: bool = True
     facenet_weights: str | Path | None = None
     download_facenet: bool = False
     overlay_max_side: int = 768
@@ -316,6 +321,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         start = init(crop) if callable(init) else init
     renderer0 = FaceRenderer.for_model(coarse, config.size)
     first, second, m_face = fit_with_skin_mask(coarse, crop, points, renderer0, config.fit_steps, config.refit_steps, start,
+                                               prior_at_init=config.prior_at_regressor and regressor is not None,
                                                photometric=grayscale_photometric_loss if grayscale else photometric_loss)
     fitted = second or first
     params = fitted.params

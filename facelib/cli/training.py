@@ -74,7 +74,8 @@ def eval_regressor_command(args: argparse.Namespace) -> int:
         return 2
     payload = {"weights": find_regressor_weights(args.weights),
                "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size, batch=args.batch, fit_steps=fit_steps,
-                                               refit_steps=refit_steps, fewer_steps=args.fewer_steps)}
+                                               refit_steps=refit_steps, fewer_steps=args.fewer_steps,
+                                               prior_at_init=steps.prior_at_regressor)}
     if args.photos:
         payload["photos"] = evaluate_photos(regressor)
     write_command_results("eval_regressor", payload, args.json)

@@ -42,7 +42,10 @@ from facelib.nets.regressor import find_regressor_weights, load_regressor
 from facelib.render import FaceRenderer
 from facelib.train.checkpoint import atomic_save
 
-POOL_FORMAT = "facelib.fitted_pool/1"
+POOL_FORMAT = "facelib.fitted_pool/2"
+"""Written into every chunk and part of the pool's folder name: bump it when anything that decides a
+chunk changes (the fit's recipe, the bundled regressor). /2: the 2026-12 regressor, and the fit's prior
+centred on its guess."""
 POOL_SPLIT = "texture-train"
 """The synthetic split of the pool: never the benchmark's ("benchmark"), whatever the seeds."""
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")
@@ -66,7 +69,8 @@ class PoolSpec:
     @property
     def folder(self) -> Path:
         root = self.root if self.root is not None else settings.CACHE_DIR / "fitted_pool"
-        return Path(root) / f"seed{self.seed}-s{self.size}-level{self.level}-fit{self.fit_steps}+{self.refit_steps}"
+        version = POOL_FORMAT.rsplit("/", 1)[1]
+        return Path(root) / f"seed{self.seed}-s{self.size}-level{self.level}-fit{self.fit_steps}+{self.refit_steps}-v{version}"
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +89,8 @@ def build_chunk(spec: PoolSpec, start: int, regressor: torch.nn.Module | None) -
         with torch.no_grad():
             init = regressor(photo)
     first, second, m_face = fit_with_skin_mask(base, photo, five_from_68(batch["landmarks"]),
-                                               FaceRenderer.for_model(base, spec.size), spec.fit_steps, spec.refit_steps, init)
+                                               FaceRenderer.for_model(base, spec.size), spec.fit_steps, spec.refit_steps, init,
+                                               prior_at_init=init is not None)  # as reconstruct fits
     params = (second or first).params
     return {"format": POOL_FORMAT, "image": _to_uint8(photo), "m_face": _to_uint8(m_face), "skin": _to_uint8(batch["skin"]),
             "params": {k: params[k].detach().float() for k in PARAM_KEYS},
