@@ -194,6 +194,7 @@ def test_the_shipped_weights_beat_the_mean_face_on_benchmark_faces():
     ours, mean_face = result["methods"]["regressor"], result["methods"]["mean face"]
     assert ours["landmark_px"] < 0.6 * mean_face["landmark_px"], result
     assert ours["angle_deg"] < 0.6 * mean_face["angle_deg"], result
+    assert ours["shape_mm"] < mean_face["shape_mm"] and ours["skin_de00"] < 0.5 * mean_face["skin_de00"], result
 
 
 def test_reconstruct_starts_from_the_regressor_or_says_why_not(tmp_path, monkeypatch, capsys):
