@@ -204,11 +204,16 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
     return FitResult({k: v.detach() for k, v in params.items()}, rendering, history, frames)
 
 
+def bare_skin(model: MorphableModel) -> torch.Tensor:
+    """(V,) bool: the skin vertices less lips and brows, whose colour is the skin tone."""
+    skin = model.masks["skin"].bool()
+    none = torch.zeros_like(skin)
+    return skin & ~model.masks.get("lips", none).bool() & ~model.masks.get("brows", none).bool()
+
+
 def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
-    """(B, H, W) where the fitted model's skin renders (skin vertices less lips and brows), as in lesson 04."""
-    skin = model.masks["skin"] & ~model.masks.get("lips", torch.zeros_like(model.masks["skin"])) \
-        & ~model.masks.get("brows", torch.zeros_like(model.masks["skin"]))
-    weights = skin.to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
+    """(B, H, W) where the fitted model's skin renders (:func:`bare_skin`), as in lesson 04."""
+    weights = bare_skin(model).to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
     return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
 
 
@@ -229,7 +234,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
         renderer: a renderer of ``model`` at S.
         fit_steps, refit_steps: steps of the two fits (refit_steps = 0 skips the refit).
         init: start values of the first fit (e.g. a regressor's prediction).
-        prior_at_init: centre both fits' coefficient prior on ``init`` (see :func:`fit`'s ``prior_mean``).
+        prior_at_init: centre both fits' coefficient prior on ``init`` (see :func:`fit`'s ``prior_mean``; no effect without ``init``).
         photometric: the photometric term of both fits (e.g. :func:`~facelib.losses.grayscale_photometric_loss`
             for a grayscale photo).
 

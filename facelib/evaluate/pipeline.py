@@ -84,7 +84,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         model0, renderer0 = level0(photo.device)
         first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
                                                    config.fit_steps, config.refit_steps, start,
-                                                   prior_at_init=config.prior_at_regressor and start is not None)
+                                                   prior_at_init=config.prior_at_regressor)
         params = (second or first).params
         result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                         config.refine, weights=config.gcn_weights)

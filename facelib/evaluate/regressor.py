@@ -15,7 +15,7 @@ from facelib.data import BENCHMARK_SEED, PHOTOS, align_face, benchmark
 from facelib.evaluate.bootstrap import paired_improvement
 from facelib.evaluate.colour import SKIN_TONE_BANDS, ciede2000, skin_tone_band, srgb_to_lab, typology_angle
 from facelib.evaluate.metrics import aligned_vertex_error, scale_invariant_error
-from facelib.fit import FitConfig, fit, fit_with_skin_mask, initial_params, project_landmarks, render_params
+from facelib.fit import FitConfig, bare_skin, fit, fit_with_skin_mask, initial_params, project_landmarks, render_params
 from facelib.morphable import MorphableModel, load_open_model
 from facelib.morphable.landmarks import five_from_68
 from facelib.nets.regressor import Regressor
@@ -133,10 +133,10 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
         regressor = regressor.to(faces.device).eval()
     skin = model.masks["skin"].bool()
     mouth = mouth_region(model)
-    tone_skin = skin & ~model.masks.get("lips", torch.zeros_like(skin)).bool() & ~model.masks.get("brows", torch.zeros_like(skin)).bool()
+    tone_skin = bare_skin(model)
     scores: dict[str, dict[str, list[torch.Tensor]]] = {}
     seconds: dict[str, float] = {}
-    truth: dict[str, list[torch.Tensor]] = {"yaw": [], "ita": [], "mouth": []}
+    truth: dict[str, list[torch.Tensor]] = {"yaw": [], "ita": []}
     for items in faces.batches(batch):
         starts = {MEAN_FACE: initial_params(model, items["image"].shape[0])}
         if regressor is not None:

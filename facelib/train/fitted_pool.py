@@ -90,7 +90,7 @@ def build_chunk(spec: PoolSpec, start: int, regressor: torch.nn.Module | None) -
             init = regressor(photo)
     first, second, m_face = fit_with_skin_mask(base, photo, five_from_68(batch["landmarks"]),
                                                FaceRenderer.for_model(base, spec.size), spec.fit_steps, spec.refit_steps, init,
-                                               prior_at_init=init is not None)  # as reconstruct fits
+                                               prior_at_init=True)  # as reconstruct fits
     params = (second or first).params
     return {"format": POOL_FORMAT, "image": _to_uint8(photo), "m_face": _to_uint8(m_face), "skin": _to_uint8(batch["skin"]),
             "params": {k: params[k].detach().float() for k in PARAM_KEYS},
