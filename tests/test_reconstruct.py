@@ -1,6 +1,7 @@
 """The reconstruct pipeline, its CLI, and per-image texture refinement (fast mode; about 40 s on two CPU cores)."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -350,6 +351,32 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     assert main(["eval-reconstruct", "-n", "2", "--size", "64", "--gcn-weights", str(tmp_path / "none.pt")]) == 1
     captured = capsys.readouterr()
     assert "no such file" in captured.err and "facelib eval-reconstruct:" not in captured.out
+
+
+def test_cli_eval_reconstruct_compares_weights_on_the_same_fits(tmp_path, capsys):
+    """--compare-weights scores other weights on the same fits: the shipped file under another name scores the same."""
+    from facelib.gcn.weights import find_texture_weights
+
+    shipped = find_texture_weights(None)
+    if shipped is None:
+        pytest.skip("no bundled texture_gcn.pt")
+    other = tmp_path / "run" / "texture_gcn.pt"
+    other.parent.mkdir()
+    shutil.copy(shipped, other)
+    out = tmp_path / "scores.json"
+    assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--compare-weights", str(other), "--json", str(out)]) == 0
+    assert "also GCN refined (run/texture_gcn.pt)" in capsys.readouterr().out
+    rows = json.loads(out.read_text())
+    methods = rows["methods"]
+    assert len(methods) == 5 and rows["compare_weights"] == {"GCN refined (run/texture_gcn.pt)": str(other)}
+    for key in ("albedo_face", "albedo_detail_si", "psnr"):
+        assert methods["GCN refined (run/texture_gcn.pt)"][key] == pytest.approx(methods["GCN refined (trained)"][key])
+    assert methods["GCN refined (trained)"]["albedo_detail_si"] != methods["3DMM only (regress + fit)"]["albedo_detail_si"]
+    # Bad values are refused before any face is fitted.
+    assert main(["eval-reconstruct", "-n", "2", "--compare-weights", str(tmp_path / "none.pt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["eval-reconstruct", "-n", "2", "--per-image", "--compare-weights", str(other)]) == 2
+    assert "give --gcn-weights" in capsys.readouterr().err
 
 
 def test_cli_reconstruct_refuses_a_file_as_out_before_any_work(face_png, tmp_path, capsys):

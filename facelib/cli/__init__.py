@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="benchmark faces (seed 2020; default %(default)s; about 5 s each on two CPU cores with FACELIB_FAST=1)")
     p.add_argument("--eval-batch", type=int, default=8, help="benchmark faces fitted and refined together (default %(default)s)")
     p.add_argument("--json", default=None, help="write the results here instead of the default results/ file")
+    p.add_argument("--compare-weights", nargs="+", default=(), metavar="PATH",
+                   help="other TextureGCN weights to score on the same fits, each a method named after its file "
+                        "(e.g. a new train-texture run against the shipped weights)")
     reconstruct_options(p)
     p.set_defaults(func=eval_reconstruct_command)
 

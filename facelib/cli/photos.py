@@ -54,6 +54,23 @@ def reconstruct_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_weights(paths, config) -> dict[str, Path]:
+    """``--compare-weights``: method name -> weights file, each an existing file; ValueError otherwise."""
+    if paths and config.gcn_weights is None:
+        raise ValueError("--compare-weights compares trained weights with the ones reconstruct runs, "
+                         "but no trained weights run here (--per-image, or none found): give --gcn-weights")
+    out: dict[str, Path] = {}
+    for item in paths:
+        path = Path(item)
+        if not path.is_file():
+            raise ValueError(f"--compare-weights {item}: no such file")
+        name = f"GCN refined ({path.parent.name}/{path.name})"
+        if name in out:
+            raise ValueError(f"--compare-weights names {item} twice")
+        out[name] = path
+    return out
+
+
 def eval_reconstruct_command(args: argparse.Namespace) -> int:
     import textwrap
 
@@ -69,6 +86,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
         config = reconstruct_config(args)
         if args.n < 2:
             raise ValueError(f"--n {args.n}: the bootstrap interval needs at least 2 faces")
+        compare = compare_weights(args.compare_weights, config)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -84,10 +102,11 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
             print(f"note: {config.texture_note}")
         encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
         # checks --gcn-weights before any work
-        methods = benchmark_methods(faces, config.level, config, regressor, encoder=encoder)
+        methods = benchmark_methods(faces, config.level, config, regressor, encoder=encoder, compare=compare)
         print(f"facelib eval-reconstruct: {args.n} benchmark faces (seed 2020) at {config.size} px, mesh level {config.level}, "
               f"on {device}: regress, fit {config.fit_steps} + refit {config.refit_steps} steps with M_face, "
-              f"refine {'with ' + str(config.gcn_weights) if config.gcn_weights else str(config.refine.steps) + ' steps per image'}")
+              f"refine {'with ' + str(config.gcn_weights) if config.gcn_weights else str(config.refine.steps) + ' steps per image'}"
+              + "".join(f"; also {name}" for name in compare))
         print(f"identity network: {encoder.source}")
         scores = evaluate(methods, faces, batch_size=args.eval_batch, progress=True, encoder=encoder)
     except (TextureWeightsError, FaceNetWeightsError, RegressorWeightsError, ValueError) as err:
@@ -108,6 +127,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
     write_command_results(f"eval_reconstruct_{mode}_n{args.n}", {
         "faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
         "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None,
+        "compare_weights": {name: Path(path) for name, path in compare.items()},
         "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json, device)
     return 0
 

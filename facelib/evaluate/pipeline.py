@@ -7,6 +7,7 @@ against it by :func:`facelib.evaluate.evaluate`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -31,7 +32,7 @@ DELIT_REFERENCE = "photo de-lit (reference)"
 
 
 def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
-                      encoder: torch.nn.Module | None = None) -> dict[str, Callable]:
+                      encoder: torch.nn.Module | None = None, compare: dict[str, str | Path] | None = None) -> dict[str, Callable]:
     """This pipeline as methods of :func:`facelib.evaluate.evaluate`: 3DMM only, refined, and a yardstick.
 
     Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
@@ -48,12 +49,16 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         regressor: the stage-1 regressor (None: the fit starts from the mean face).
         encoder: the face embedder (default: :class:`~facelib.nets.IdentityEncoder` as
             :func:`reconstruct` makes it).
+        compare: name -> other dataset-trained TextureGCN weights, each run on the same fits as a method of
+            its own (e.g. a new training run against the shipped weights: the fits cost the time, a
+            forward pass does not).
 
     Returns:
         {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
         :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick, :data:`FIDELITY_START`: the
-        trained network's starting point}.
+        trained network's starting point, and each of ``compare``}.
     """
+    compare = dict(compare or {})
     config = config or ReconstructConfig()
     if encoder is None:
         encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
@@ -62,8 +67,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     if hierarchy.num_vertices[0] != faces.model.num_vertices:
         raise ValueError(f"level {level} has {hierarchy.num_vertices[0]:,} vertices, the benchmark's mesh "
                          f"{faces.model.num_vertices:,}: pass the level the benchmark was made with")
-    if config.gcn_weights is not None:
-        load_texture_gcn(config.gcn_weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
+    for weights in ([config.gcn_weights] if config.gcn_weights is not None else []) + list(compare.values()):
+        load_texture_gcn(weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
     keys = ("id", "exp", "angles", "translation", "gamma")
     fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}
 
@@ -75,7 +80,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         return fit_renderers[device]
 
     @once_per_batch  # the three methods read the same batch: fit and refine it once
-    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, torch.Tensor]:
+    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, tuple, dict[str, torch.Tensor]]:
         photo = batch["image"]
         start = None
         if regressor is not None:
@@ -89,23 +94,35 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                         config.refine, weights=config.gcn_weights)
         start_point = fidelity_inputs(faces.model, faces.renderer, photo, params).yardstick()
-        return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point)
+        others = {name: refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
+                               config.refine, weights=weights).albedo for name, weights in compare.items()}
+        return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point), others
 
     def coarse(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, result, _ = run(batch)
+        params, result, _, _ = run(batch)
         return Prediction(result.coarse, {k: params[k] for k in keys})
 
     def refined(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, result, _ = run(batch)
+        params, result, _, _ = run(batch)
         return Prediction(result.albedo, {k: params[k] for k in keys})
 
     def reference(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, _, (albedo, _) = run(batch)
+        params, _, (albedo, _), _ = run(batch)
         return Prediction(albedo, {k: params[k] for k in keys})
 
     def start_point(batch: dict[str, torch.Tensor]) -> Prediction:
-        params, _, (_, albedo) = run(batch)
+        params, _, (_, albedo), _ = run(batch)
         return Prediction(albedo, {k: params[k] for k in keys})
 
+    def other(name: str) -> Callable:
+        def method(batch: dict[str, torch.Tensor]) -> Prediction:
+            params, _, _, others = run(batch)
+            return Prediction(others[name], {k: params[k] for k in keys})
+        return method
+
     name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
-    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference, FIDELITY_START: start_point}
+    clash = set(compare) & {BENCHMARK_BASELINE, name, DELIT_REFERENCE, FIDELITY_START}
+    if clash:
+        raise ValueError(f"compare names {sorted(clash)} are taken by the pipeline's own methods: name them otherwise")
+    return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference, FIDELITY_START: start_point,
+            **{n: other(n) for n in compare}}
