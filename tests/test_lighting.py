@@ -34,6 +34,18 @@ def test_unshade_leaves_unlit_points_at_zero():
     assert lit.item() == 0 and albedo.abs().max() == 0
 
 
+def test_unshade_keeps_the_hue_of_a_reading_brighter_than_white():
+    """A reading above what the light allows is scaled down by its brightest channel, not clipped per channel."""
+    normals = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
+    gamma = torch.zeros(1, 27)
+    irradiance = sh_shading(normals, gamma)[0, 0, 0].item()
+    warm = torch.tensor([[[1.3, 1.1, 0.65], [0.5, 0.4, 0.3]]]) * irradiance  # a too-bright skin reading, and a normal one
+    albedo, lit = unshade(warm, normals, gamma)
+    assert lit.tolist() == [[1.0, 1.0]]
+    assert torch.allclose(albedo[0, 0], torch.tensor([1.0, 1.1 / 1.3, 0.65 / 1.3]), atol=1e-6)  # hue kept, at most 1
+    assert torch.allclose(albedo[0, 1], torch.tensor([0.5, 0.4, 0.3]), atol=1e-6)  # in range: untouched
+
+
 def test_sh_basis_uses_deng_et_als_constants():
     """Deep3DFaceRecon's compute_color, written out: a_1, a_2 are sqrt(3) and sqrt(8) times Ramamoorthi-Hanrahan's."""
     import math

@@ -51,23 +51,27 @@ def _test_delight(answer) -> None:
     normals = torch.nn.functional.normalize(torch.randn(2, 50, 3, generator=g), dim=-1)
     gamma = 0.3 * torch.randn(2, 27, generator=g)
     albedo = 0.1 + 0.8 * torch.rand(2, 50, 3, generator=g)
+    albedo[:, ::5] *= 1.6  # every fifth reading is brighter than the light allows (a highlight)
     colors = albedo * sh_shading(normals, gamma)
     out = expect_tensor(answer(colors, normals, gamma), "the albedo", (2, 50, 3))
     lit = sh_shading(normals, gamma) >= 0.05
     expect(lit.any(), "internal: the test light lights nothing")
-    bright = lit & (albedo * sh_shading(normals, gamma) / sh_shading(normals, gamma).clamp(min=0.05) <= 1)
-    expect_close(out[bright], albedo[bright], "the albedo where the light reaches (divide each channel by its irradiance, "
+    plain = (lit.all(-1) & (albedo <= 1).all(-1)).unsqueeze(-1).expand_as(lit)  # every channel lit and in range
+    expect(bool((lit.all(-1) & (albedo > 1).any(-1)).any()), "internal: the test has no reading brighter than white")
+    expect_close(out[plain], albedo[plain], "the albedo where the light reaches (divide each channel by its irradiance, "
                  "facelib.render.sh_shading(normals, gamma))", atol=1e-4)
-    expect(bool((out >= 0).all() and (out <= 1).all()), "an albedo is a reflectance in [0, 1]: clamp the result")
+    expect(bool((out >= 0).all() and (out <= 1).all()), "an albedo is a reflectance in [0, 1]: bring the result into it")
     expect(bool((out[~lit] == 0).all()), "where a channel's irradiance is below min_irradiance, nothing can be recovered: return 0 there "
                                           "(dividing by a tiny irradiance turns noise into huge colours)")
-    expect_close(out, delight(colors, normals, gamma), "the albedo overall")
+    expect_close(out, delight(colors, normals, gamma), "the albedo of a reading brighter than white (divide its three channels "
+                 "by the largest, so it keeps its hue; clipping each channel at 1 turns warm skin grey-cyan)")
 
 
 delight_exercise = Exercise(
     "Exercise 6.2: take the light off the photo's colours", delight, _test_delight,
     "irradiance = sh_shading(normals, gamma) is (B, N, 3); divide where irradiance >= min_irradiance "
-    "(torch.where), put 0 elsewhere, clamp to [0, 1].",
+    "(torch.where), put 0 elsewhere; then clamp(min=0), and divide each vertex by max(1, its largest channel) "
+    "(x.amax(-1, keepdim=True).clamp(min=1)) so a too-bright reading keeps its hue.",
 )
 
 

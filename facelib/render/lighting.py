@@ -91,6 +91,12 @@ def unshade(colors: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor, mi
     It is only as good as the light and the normals: an error in either lands in the albedo.
     Where the irradiance is (nearly) zero, nothing can be recovered and the result is 0.
 
+    A colour brighter than the light allows (a highlight, or skin the fitted shading makes too
+    dark) gives an "albedo" above 1. It is brought back into [0, 1] by dividing the vertex's three
+    channels by the largest, T_v / max(1, max_c T_vc), which keeps its hue: clipping each channel
+    at 1 would not (a warm skin reading of (1.3, 1.1, 0.95) would become a grey-cyan (1, 1, 0.95),
+    measured as a teal streak along the astronaut's smile line).
+
     Args:
         colors: (B, N, 3) observed colours (e.g. the photo sampled at projected vertices).
         normals: (B, N, 3) unit normals.
@@ -98,11 +104,12 @@ def unshade(colors: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor, mi
         min_irradiance: irradiance below which a channel counts as unlit.
 
     Returns:
-        (B, N, 3) albedo clamped to [0, 1], and (B, N) float: 1 where every channel was lit enough.
+        (B, N, 3) albedo in [0, 1], and (B, N) float: 1 where every channel was lit enough.
     """
     if colors.shape != normals.shape or colors.shape[-1] != 3:
         raise ValueError(f"colors and normals must both be (B, N, 3), got {tuple(colors.shape)} and {tuple(normals.shape)}")
     irradiance = sh_shading(normals, gamma)
     lit = irradiance >= min_irradiance
-    albedo = torch.where(lit, colors / irradiance.clamp(min=min_irradiance), torch.zeros_like(colors)).clamp(0, 1)
+    albedo = torch.where(lit, colors / irradiance.clamp(min=min_irradiance), torch.zeros_like(colors)).clamp(min=0)
+    albedo = albedo / albedo.amax(-1, keepdim=True).clamp(min=1.0)
     return albedo, lit.all(-1).to(colors.dtype)
