@@ -86,7 +86,8 @@ class TextureInputs:
         shape: (B, V, 3) the fitted shape. coarse: (B, V, 3) the 3DMM albedo T in [0, 1].
         fitted: the fitted face rendered with T.
         samples: T_p with the confidence c of :func:`reliable_samples` (M_face included).
-        delit: (B, V, 3) D = T_p / E, the photo divided by the fitted irradiance (0 where c is 0).
+        delit: (B, V, 3) D = T_p / E, the photo divided by the fitted irradiance, brought into [0, 1] with its
+            hue kept (:func:`~facelib.render.lighting.unshade`; 0 where c is 0).
         confidence: (B, V) c, also 0 where a channel of E is too dark to divide by.
     """
 

@@ -379,6 +379,25 @@ def test_cli_eval_reconstruct_compares_weights_on_the_same_fits(tmp_path, capsys
     assert "give --gcn-weights" in capsys.readouterr().err
 
 
+def test_compare_weights_names_each_file_once(tmp_path):
+    from types import SimpleNamespace
+
+    from facelib.cli.photos import compare_weights
+
+    for folder in ("a/run", "b/run"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "w.pt").write_bytes(b"x")
+    config = SimpleNamespace(gcn_weights="shipped.pt")
+    one = tmp_path / "a" / "run" / "w.pt"
+    assert compare_weights([str(one)], config) == {"GCN refined (run/w.pt)": one}
+    with pytest.raises(ValueError, match="twice"):
+        compare_weights([str(one), str(tmp_path / "a" / "run" / ".." / "run" / "w.pt")], config)
+    with pytest.raises(ValueError, match="would both be named"):
+        compare_weights([str(one), str(tmp_path / "b" / "run" / "w.pt")], config)
+    with pytest.raises(ValueError, match="give --gcn-weights"):
+        compare_weights([str(one)], SimpleNamespace(gcn_weights=None))
+
+
 def test_cli_reconstruct_refuses_a_file_as_out_before_any_work(face_png, tmp_path, capsys):
     taken = tmp_path / "taken.txt"
     taken.write_text("not a folder")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from facelib.reconstruct import ReconstructConfig
 
 from facelib.cli.record import write_command_results
 
@@ -54,7 +58,7 @@ def reconstruct_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_weights(paths, config) -> dict[str, Path]:
+def compare_weights(paths: Sequence[str], config: "ReconstructConfig") -> dict[str, Path]:
     """``--compare-weights``: method name -> weights file, each an existing file; ValueError otherwise."""
     if paths and config.gcn_weights is None:
         raise ValueError("--compare-weights compares trained weights with the ones reconstruct runs, "
@@ -64,9 +68,12 @@ def compare_weights(paths, config) -> dict[str, Path]:
         path = Path(item)
         if not path.is_file():
             raise ValueError(f"--compare-weights {item}: no such file")
+        if any(path.resolve() == other.resolve() for other in out.values()):
+            raise ValueError(f"--compare-weights names {item} twice")
         name = f"GCN refined ({path.parent.name}/{path.name})"
         if name in out:
-            raise ValueError(f"--compare-weights names {item} twice")
+            raise ValueError(f"--compare-weights {out[name]} and {item} would both be named {name!r}: "
+                             "copy one into a folder of another name")
         out[name] = path
     return out
 

@@ -64,7 +64,7 @@ def _test_delight(answer) -> None:
     expect(bool((out[~lit] == 0).all()), "where a channel's irradiance is below min_irradiance, nothing can be recovered: return 0 there "
                                           "(dividing by a tiny irradiance turns noise into huge colours)")
     expect_close(out, delight(colors, normals, gamma), "the albedo of a reading brighter than white (divide its three channels "
-                 "by the largest, so it keeps its hue; clipping each channel at 1 turns warm skin grey-cyan)")
+                 "by the largest, so it keeps its hue; clipping each channel at 1 takes red out of warm skin)")
 
 
 delight_exercise = Exercise(

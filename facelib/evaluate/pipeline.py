@@ -50,8 +50,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         encoder: the face embedder (default: :class:`~facelib.nets.IdentityEncoder` as
             :func:`reconstruct` makes it).
         compare: name -> other dataset-trained TextureGCN weights, each run on the same fits as a method of
-            its own (e.g. a new training run against the shipped weights: the fits cost the time, a
-            forward pass does not).
+            its own, with the same ``config.refine`` (so fine-tuned too when it fine-tunes), e.g. a new
+            training run against the shipped weights: the fits cost the time, a forward pass does not.
 
     Returns:
         {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
@@ -60,6 +60,10 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     """
     compare = dict(compare or {})
     config = config or ReconstructConfig()
+    name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
+    clash = set(compare) & {BENCHMARK_BASELINE, name, DELIT_REFERENCE, FIDELITY_START}
+    if clash:
+        raise ValueError(f"compare names {sorted(clash)} are taken by the pipeline's own methods: name them otherwise")
     if encoder is None:
         encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
     base = load_open_model(level=0, verbose=False)
@@ -80,7 +84,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         return fit_renderers[device]
 
     @once_per_batch  # the three methods read the same batch: fit and refine it once
-    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, tuple, dict[str, torch.Tensor]]:
+    def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, tuple[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
         photo = batch["image"]
         start = None
         if regressor is not None:
@@ -120,9 +124,5 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
             return Prediction(others[name], {k: params[k] for k in keys})
         return method
 
-    name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
-    clash = set(compare) & {BENCHMARK_BASELINE, name, DELIT_REFERENCE, FIDELITY_START}
-    if clash:
-        raise ValueError(f"compare names {sorted(clash)} are taken by the pipeline's own methods: name them otherwise")
     return {BENCHMARK_BASELINE: coarse, name: refined, DELIT_REFERENCE: reference, FIDELITY_START: start_point,
             **{n: other(n) for n in compare}}

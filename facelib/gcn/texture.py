@@ -89,7 +89,7 @@ class TextureGCNConfig:
         use_refiner: build the Refiner (False: an ablation; CombineNet reads zeros in its place).
         use_decoder: build the Decoder (False: an ablation; the embedding is then ignored).
         delit: the Refiner also reads D = T_p / E, the photo's colour divided by the fitted irradiance
-            E at each vertex (:func:`facelib.render.lighting.unshade`), and the output starts at the
+            E at each vertex, in [0, 1] with its hue kept (:func:`facelib.render.lighting.unshade`), and the output starts at the
             photo where the photo can be read:
 
                 B = T + c (D - T),        T' = clamp(B + tanh(z), 0, 1),

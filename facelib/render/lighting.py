@@ -94,8 +94,9 @@ def unshade(colors: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor, mi
     A colour brighter than the light allows (a highlight, or skin the fitted shading makes too
     dark) gives an "albedo" above 1. It is brought back into [0, 1] by dividing the vertex's three
     channels by the largest, T_v / max(1, max_c T_vc), which keeps its hue: clipping each channel
-    at 1 would not (a warm skin reading of (1.3, 1.1, 0.95) would become a grey-cyan (1, 1, 0.95),
-    measured as a teal streak along the astronaut's smile line).
+    at 1 would not: a warm skin reading of (1.3, 1.1, 0.95) would become a washed-out (1, 1, 0.95)
+    instead of (1, 0.85, 0.73), red lost against the skin around it (measured as a teal streak along
+    the astronaut's smile line).
 
     Args:
         colors: (B, N, 3) observed colours (e.g. the photo sampled at projected vertices).
