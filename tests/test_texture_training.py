@@ -135,12 +135,16 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
     run = tmp_path / "run"
     train_texture(run, config, verbose=True)
     assert "held out: 3dmm detail SI" in capsys.readouterr().out
+    held = (run / "holdout.csv").read_text().splitlines()
+    assert held[0] == "step,albedo,detail_si,face_si,psnr" and [r.split(",")[:2] for r in held[1:3]] == [["1", "3dmm"], ["1", "delit"]]
+    assert len(held) == 1 + 2 * 4  # two checkpoints, four albedos each
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 3 and all(math.isfinite(float(v)) for v in log[-1].split(",") if v != "nan")
     # Resume goes on from the checkpoint: two more steps, one log.
     config.steps = 4
     weights = train_texture(run, config, resume=True, verbose=False)
     assert len((run / "log.csv").read_text().splitlines()) == 5
+    assert len((run / "holdout.csv").read_text().splitlines()) == 1 + 4 * 4  # scored without printing, appended on resume
     network = load_texture_gcn(weights, texture_hierarchy(open_model, 0))
     assert network.meta["steps"] == 4 and network.meta["split"] == POOL_SPLIT and network.meta["identity_network"] == "stub_net"
 

@@ -93,7 +93,7 @@ class TextureTrainConfig:
         albedo_weight: w_a, the weight of the supervised scale-invariant albedo term (0: off).
         hidden_weight: the hidden-vertex share of L_vert(T_p, T~') (the official code's 0.3).
         seed: model initialisation and batch order.
-        checkpoint_every: steps between checkpoints (each also scores the held-out faces).
+        checkpoint_every: steps between checkpoints (each also scores the held-out faces into ``holdout.csv``).
         holdout: the pool's last faces, left out of training and scored at every checkpoint
             (:func:`holdout_scores`: detail-band scale-invariant error and re-rendering PSNR of the
             3DMM, the de-lit photo and the network).
@@ -295,6 +295,9 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
                      "identity_network": identity_name, "config": repr(config)}, checkpoint)
 
     log = out / "log.csv"
+    holdout_log = out / "holdout.csv"  # the held-out faces' scores at each checkpoint (see holdout_scores)
+    if not resume and holdout_log.is_file():
+        holdout_log.unlink()
     if not resume or not log.is_file():
         atomic_write_text(log, "step,seconds,size,s1,s4,pixel,identity,vertex,projected,albedo,total\n")
     begin = time.perf_counter()
@@ -350,10 +353,14 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
                 f"pixel {terms['pixel'].item():.4f}  albedo {terms['albedo'].item():.4f}  total {total.item():.4f}", flush=True)
         if step % config.checkpoint_every == 0:
             save_checkpoint(step, elapsed)
-            if config.holdout and verbose:
+            if config.holdout:
                 network.eval()
                 scores = holdout_scores(network, model, renderers, inputs, pool, held_out, embeddings, spec.size)
                 network.train()
+                if not holdout_log.is_file():
+                    atomic_write_text(holdout_log, "step,albedo,detail_si,face_si,psnr\n")
+                with holdout_log.open("a") as handle:
+                    handle.writelines(f"{step},{k},{v['detail_si']:.5f},{v['face_si']:.5f},{v['psnr']:.3f}\n" for k, v in scores.items())
                 say("  held out: " + "  ".join(f"{k} detail SI {v['detail_si']:.4f} face SI {v['face_si']:.4f} PSNR {v['psnr']:.2f}"
                                                for k, v in scores.items()), flush=True)
     elapsed = seconds_before + time.perf_counter() - begin
