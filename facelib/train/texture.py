@@ -296,10 +296,10 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
 
     log = out / "log.csv"
     holdout_log = out / "holdout.csv"  # the held-out faces' scores at each checkpoint (see holdout_scores)
-    if not resume and holdout_log.is_file():
-        holdout_log.unlink()
     if not resume or not log.is_file():
         atomic_write_text(log, "step,seconds,size,s1,s4,pixel,identity,vertex,projected,albedo,total\n")
+    if config.holdout and (not resume or not holdout_log.is_file()):
+        atomic_write_text(holdout_log, "step,albedo,detail_si,face_si,psnr\n")
     begin = time.perf_counter()
     step = start_step
     network.train()
@@ -357,8 +357,6 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
                 network.eval()
                 scores = holdout_scores(network, model, renderers, inputs, pool, held_out, embeddings, spec.size)
                 network.train()
-                if not holdout_log.is_file():
-                    atomic_write_text(holdout_log, "step,albedo,detail_si,face_si,psnr\n")
                 with holdout_log.open("a") as handle:
                     handle.writelines(f"{step},{k},{v['detail_si']:.5f},{v['face_si']:.5f},{v['psnr']:.3f}\n" for k, v in scores.items())
                 say("  held out: " + "  ".join(f"{k} detail SI {v['detail_si']:.4f} face SI {v['face_si']:.4f} PSNR {v['psnr']:.2f}"
