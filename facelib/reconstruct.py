@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from facelib import config as settings
 from facelib.data import AlignedFace, align_faces, load_rgb
 from facelib.data.images import image_to_tensor
-from facelib.evaluate.photos import photo_scores
+from facelib.evaluate.photos import photo_scores, start_denoise
 from facelib.files import atomic_write_text
 from facelib.fit import FitResult, fit_with_skin_mask
 from facelib.losses import grayscale as grayscale_colours, grayscale_photometric_loss, photometric_loss
@@ -335,7 +335,8 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     albedo_3dmm, albedo_gcn = refinement.coarse.detach(), refinement.albedo.detach()
     if grayscale:  # the hues came from the colour model's prior, not from the photo: do not show them as if read
         albedo_3dmm, albedo_gcn = grayscale_colours(albedo_3dmm), grayscale_colours(albedo_gcn)
-    scores = photo_scores(model, renderer, crop, params, m_face, {"3dmm": albedo_3dmm, "gcn": albedo_gcn}, encoder)
+    scores = photo_scores(model, renderer, crop, params, m_face, {"3dmm": albedo_3dmm, "gcn": albedo_gcn}, encoder,
+                          denoise=start_denoise(refinement.network))
     lap("scores")
     files = {}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -272,7 +272,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
         if network.config.delit:
             # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, mirror-filled.
             x = fidelity_inputs(model, renderer, photo, p, None if config.face_mask == "off" else compare,
-                                occluders=config.face_mask == "occluders")
+                                occluders=config.face_mask == "occluders", denoise=network.config.denoise)
             samples = VertexSamples(x.samples.colors, x.confidence)
             inputs: tuple[torch.Tensor, ...] = (x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
         else:

@@ -105,10 +105,10 @@ def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
         torch.nn.init.normal_(p, 0, 0.05)
     path = save_texture_gcn(tmp_path / "w.pt", network, half=True, identity_network="stub_net", split=POOL_SPLIT)
     loaded = load_texture_gcn(path, hierarchy)
-    assert loaded.config.delit and loaded.meta["identity_network"] == "stub_net"
+    assert loaded.config.delit and loaded.config.denoise == network.config.denoise > 0 and loaded.meta["identity_network"] == "stub_net"
     assert all(v.dtype == torch.float16 for v in torch.load(path, weights_only=True)["state_dict"].values())
     result = refine(open_model, photo, params, StubEncoder(), renderer, None, hierarchy, weights=path)
-    x = fidelity_inputs(open_model, renderer, photo, params)  # what the trained network reads
+    x = fidelity_inputs(open_model, renderer, photo, params, denoise=loaded.config.denoise)  # what the trained network reads
     with torch.no_grad():
         expected = loaded(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
         full = network(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)

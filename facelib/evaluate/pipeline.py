@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from facelib.evaluate.benchmark import Prediction, once_per_batch
-from facelib.evaluate.photos import FIDELITY_START
+from facelib.evaluate.photos import FIDELITY_START, start_denoise
 from facelib.fit import fit_with_skin_mask
 from facelib.gcn.weights import load_texture_gcn, texture_hierarchy
 from facelib.morphable import MorphableModel, load_open_model
@@ -97,7 +97,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         params = (second or first).params
         result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                         config.refine, weights=config.gcn_weights)
-        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params).yardstick()
+        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params, denoise=start_denoise(result.network)).yardstick()
         others = {name: refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                                config.refine, weights=weights).albedo for name, weights in compare.items()}
         return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point), others

@@ -156,8 +156,8 @@ class _InputCache:
 
     KEYS = ("shape", "coarse", "colors", "delit", "confidence", "normals", "shaded_3dmm")
 
-    def __init__(self, model, renderers: _Renderers, pool: dict) -> None:
-        self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
+    def __init__(self, model, renderers: _Renderers, pool: dict, denoise: float = 0.0) -> None:
+        self.model, self.renderers, self.pool, self.items, self.denoise = model, renderers, pool, {}, denoise
 
     def __call__(self, idx: torch.Tensor, size: int, photo: torch.Tensor, m_face: torch.Tensor) -> dict[str, torch.Tensor]:
 
@@ -165,7 +165,7 @@ class _InputCache:
         if missing:
             rows = torch.tensor(missing)
             params = {k: v[idx[rows]] for k, v in self.pool["params"].items()}
-            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params)
+            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params, denoise=self.denoise)
             values = (x.shape, x.coarse, x.samples.colors, x.delit, x.confidence, x.fitted.normals, x.fitted.colors)
             for row, j in enumerate(missing):
                 self.items[(int(idx[j]), size)] = tuple(v[row].clone() for v in values)
@@ -240,7 +240,6 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     hierarchy = texture_hierarchy(base, spec.level)
     model = base.subdivided(spec.level)
     renderers = _Renderers(model)
-    inputs = _InputCache(model, renderers, pool)
     skin = model.masks["skin"].float()
 
     encoder = IdentityEncoder(download=False, allow_untrained=True)
@@ -255,6 +254,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         # A random feature map decoded into colour is noise the network has to learn to ignore.
         gcn_config = gcn_config.ablated(decoder=False)
         say("train-texture: the identity network is untrained here, so the Decoder (which reads its embedding) is left out")
+    inputs = _InputCache(model, renderers, pool, gcn_config.denoise)
     torch.manual_seed(config.seed)
     network = TextureGCN(hierarchy, gcn_config)
     # The CombineNet starts at zero and holds the direct path from the de-lit photo: it learns faster.

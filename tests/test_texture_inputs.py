@@ -1,0 +1,65 @@
+"""The de-lit photo's denoising (facelib.texture_inputs.denoise_confidence) against a plain reference."""
+
+import pytest
+import torch
+
+from facelib.mesh.graph import scipy_adjacency
+from facelib.texture_inputs import denoise_confidence, ring_mean
+
+
+def grid(n: int) -> torch.Tensor:
+    """(F, 3) triangles of an n x n vertex grid."""
+    tris = []
+    for r in range(n - 1):
+        for c in range(n - 1):
+            a, b, d, e = r * n + c, r * n + c + 1, (r + 1) * n + c, (r + 1) * n + c + 1
+            tris += [(a, b, d), (b, e, d)]
+    return torch.tensor(tris)
+
+
+def test_ring_mean_is_the_mean_over_the_closed_one_ring():
+    triangles = grid(5)
+    values = torch.rand(2, 25)
+    a = torch.from_numpy(scipy_adjacency(triangles, 25).toarray()).float() + torch.eye(25)
+    reference = values @ a.T / a.sum(1)
+    assert torch.allclose(ring_mean(values, triangles), reference, atol=1e-6)
+
+
+def test_denoising_drops_the_noise_and_keeps_the_detail():
+    # T grey; D = T + small noise everywhere + one large spot over a 3 x 3 patch (the detail).
+    n = 12
+    triangles = grid(n)
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.full((1, n * n, 3), 0.5)
+    delit = coarse + 0.02 * torch.randn(1, n * n, 3, generator=g)
+    spot = torch.tensor([r * n + c for r in range(4, 7) for c in range(4, 7)])
+    delit[0, spot] -= 0.3
+    confidence = torch.ones(1, n * n)
+    confidence[0, :n] = 0.0  # a row that cannot be read stays unread
+    kept = denoise_confidence(coarse, delit, confidence, triangles, strength=1.0)
+    assert kept.shape == confidence.shape and (kept <= confidence).all() and (kept >= 0).all()
+    assert (kept[0, :n] == 0).all()
+    assert float(kept[0, spot].mean()) > 0.7  # the detail is kept
+    others = torch.ones(n * n, dtype=torch.bool)
+    others[spot], others[:n] = False, False
+    assert float(kept[0, others].mean()) < 0.35  # most of the noise is not
+    # The start T + c (D - T) comes closer to the truth (T with the spot) than the raw reading.
+    truth = coarse.clone()
+    truth[0, spot] -= 0.3
+    start = lambda c: coarse + c.unsqueeze(-1) * (delit - coarse)  # noqa: E731
+    assert (start(kept) - truth).abs().mean() < 0.6 * (start(confidence) - truth).abs().mean()
+    # Strength 0 changes nothing; a stronger threshold keeps less.
+    assert torch.equal(denoise_confidence(coarse, delit, confidence, triangles, 0.0), confidence)
+    assert (denoise_confidence(coarse, delit, confidence, triangles, 2.0) <= kept + 1e-7).all()
+    with pytest.raises(ValueError, match="strength"):
+        denoise_confidence(coarse, delit, confidence, triangles, -1.0)
+
+
+def test_the_fidelity_network_records_its_denoising():
+    from facelib.gcn import TextureGCNConfig
+    from facelib.gcn.texture import FIDELITY_DENOISE
+
+    assert TextureGCNConfig.fidelity().denoise == FIDELITY_DENOISE > 0
+    assert TextureGCNConfig.paper().denoise == 0.0  # weights saved before it existed load without it
+    with pytest.raises(ValueError, match="denoise"):
+        TextureGCNConfig.paper().__class__(**{**TextureGCNConfig.paper().__dict__, "denoise": 1.0}).check(5)
