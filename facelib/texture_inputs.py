@@ -107,6 +107,11 @@ def denoise_confidence(coarse: torch.Tensor, delit: torch.Tensor, confidence: to
     one-ring mean decides from a neighbourhood rather than from one noisy vertex; the median is
     the noise level when detail covers less than half the face, and it follows each photo's noise.
 
+    That premise holds for the synthetic faces, which are drawn from the 3DMM plus sparse detail,
+    and not for real faces, whose departure from the 3DMM is broad: on the two bundled photos a
+    network trained with it lost 1.5-2.2 dB of re-rendering and brought back the 3DMM's pale
+    brows (``data/README.md``). It is an experiment (``train-texture --denoise``), off in the shipped network.
+
     Args:
         coarse: (B, V, 3) T. delit: (B, V, 3) D. confidence: (B, V) c in [0, 1].
         triangles: (F, 3) the mesh's triangles (for the one-ring).

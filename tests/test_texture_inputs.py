@@ -55,11 +55,15 @@ def test_denoising_drops_the_noise_and_keeps_the_detail():
         denoise_confidence(coarse, delit, confidence, triangles, -1.0)
 
 
-def test_the_fidelity_network_records_its_denoising():
-    from facelib.gcn import TextureGCNConfig
-    from facelib.gcn.texture import FIDELITY_DENOISE
+def test_the_denoising_is_an_opt_in_of_the_fidelity_network():
+    import dataclasses
 
-    assert TextureGCNConfig.fidelity().denoise == FIDELITY_DENOISE > 0
-    assert TextureGCNConfig.paper().denoise == 0.0  # weights saved before it existed load without it
+    from facelib.gcn import TextureGCNConfig
+    from facelib.train.texture import TextureTrainConfig
+
+    assert TextureGCNConfig.fidelity().denoise == 0.0 == TextureTrainConfig().denoise  # the shipped recipe
+    dataclasses.replace(TextureGCNConfig.fidelity(), denoise=1.0).check(5)
     with pytest.raises(ValueError, match="denoise"):
-        TextureGCNConfig.paper().__class__(**{**TextureGCNConfig.paper().__dict__, "denoise": 1.0}).check(5)
+        dataclasses.replace(TextureGCNConfig.paper(), denoise=1.0).check(5)  # it needs the de-lit photo
+    with pytest.raises(ValueError, match="denoise"):
+        TextureTrainConfig(denoise=-1.0)

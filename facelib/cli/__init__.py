@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--albedo-weight", type=float, default=None, help="weight of the supervised albedo term (0: the paper's losses only)")
     p.add_argument("--identity-every", type=int, default=None, help="compute L_id every N steps (0: never)")
+    p.add_argument("--denoise", type=float, default=None, metavar="K",
+                   help="an experiment: trust the de-lit photo only where it departs from the 3DMM by more than K x the "
+                        "face's median departure (default 0, the shipped recipe; data/README.md has what it does)")
     p.add_argument("--seed", type=int, default=None, help="initialisation and batch order")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
     p.set_defaults(func=train_texture_command)

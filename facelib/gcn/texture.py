@@ -59,11 +59,6 @@ REFINER_INPUTS = 7
 DELIT_INPUTS = 3
 """Extra Refiner input channels of a ``delit`` network: the photo de-lit by the fitted light (3)."""
 
-FIDELITY_DENOISE = 1.0
-"""``denoise`` of the shipped "fidelity" network: the soft threshold at the face's median departure of D
-from T (on the 100-face benchmark this start scores 0.99x the 3DMM's whole-face scale-invariant error,
-where the plain de-lit start scores 1.19x, with the same detail-band error)."""
-
 OFFICIAL_EMBEDDING_DIM = 2048 + 1792
 PAPER_EMBEDDING_DIM = 512
 
@@ -107,10 +102,12 @@ class TextureGCNConfig:
             vertex's colour through its layers spends its capacity on copying; this one starts
             where copying ends.
         denoise: with ``delit``, the confidence c is first lowered where D departs from T by no
-            more than the photo's noise (:func:`facelib.texture_inputs.denoise_confidence`, this
-            strength in units of the face's median departure; 0: not), so the start B keeps the
-            photo's detail and leaves its noise out. The inputs must be made with the same value
-            (:func:`facelib.texture_inputs.fidelity_inputs`'s ``denoise``); weights files record it.
+            more than the face's median departure (:func:`facelib.texture_inputs.denoise_confidence`,
+            this strength in units of that median; 0, the shipped network: not). The inputs must be
+            made with the same value (:func:`facelib.texture_inputs.fidelity_inputs`'s ``denoise``);
+            weights files record it. An experiment (``train-texture --denoise``, ``data/README.md``):
+            on the synthetic benchmark it keeps the whole-face error at the 3DMM's, and on real photos
+            it drops much of what the photo shows (their departure from the 3DMM is not noise).
     """
 
     name: str
@@ -159,7 +156,7 @@ class TextureGCNConfig:
     def fidelity(cls, embedding_dim: int = PAPER_EMBEDDING_DIM) -> "TextureGCNConfig":
         """The paper's layout reading the de-lit photo, starting from it (``delit``, ``residual``):
         the dataset-trained network that ships with the course (:mod:`facelib.train.texture`)."""
-        return replace(cls.paper(embedding_dim), name="fidelity", delit=True, residual=True, denoise=FIDELITY_DENOISE)
+        return replace(cls.paper(embedding_dim), name="fidelity", delit=True, residual=True)
 
     @classmethod
     def preset(cls, name: str) -> "TextureGCNConfig":

@@ -13,7 +13,9 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
 * **Inputs** (:func:`~facelib.texture_inputs.fidelity_inputs`): T, T_p with its confidence c
   (:func:`~facelib.texture_inputs.reliable_samples`: silhouette, grazing and eyelid samples get 0; M_face
   is not applied, see there) and D = T_p / E, the photo de-lit by the fitted light, where a vertex
-  cannot be read filled from its mirror partner's reading.
+  cannot be read filled from its mirror partner's reading (and, with ``denoise``, c lowered where
+  D departs from T by no more than the face's median departure:
+  :func:`~facelib.texture_inputs.denoise_confidence`; not in the shipped recipe, see ``data/README.md``).
   The output starts at B = T + c (D - T), the de-lit photo where it can be read, and the network
   learns the change (see :class:`~facelib.gcn.TextureGCNConfig`, ``delit``).
 * **Losses**, Lin et al.'s (their ramp of s1 and s4 is skipped by default, see ``TextureTrainConfig.ramp``):
@@ -97,6 +99,7 @@ class TextureTrainConfig:
         holdout: the pool's last faces, left out of training and scored at every checkpoint
             (:func:`holdout_scores`: detail-band scale-invariant error and re-rendering PSNR of the
             3DMM, the de-lit photo and the network).
+        denoise: the network's ``denoise`` (:class:`~facelib.gcn.TextureGCNConfig`; 0: the shipped recipe).
     """
     pool: PoolSpec = field(default_factory=PoolSpec)
     steps: int = 3000
@@ -117,12 +120,15 @@ class TextureTrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     holdout: int = 16
+    denoise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"need steps >= 1 and batch >= 1, got {self.steps} and {self.batch}")
         if not self.sizes or min(self.sizes) < 64:
             raise ValueError(f"sizes must be crop sizes of at least 64 px, got {self.sizes}")
+        if self.denoise < 0:
+            raise ValueError(f"denoise must be >= 0, got {self.denoise}")
 
 
 def scale_invariant_l1(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -250,6 +256,8 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         embeddings = torch.cat([encoder(pool["image"][i:i + 16].float() / 255) for i in range(0, len(pool["image"]), 16)])
     use_identity = pretrained and config.identity_every > 0 and config.s2 > 0
     gcn_config = TextureGCNConfig.preset(config.gcn).with_embedding_dim(embeddings.shape[1])
+    if config.denoise:
+        gcn_config = dataclasses.replace(gcn_config, denoise=config.denoise)
     if not pretrained:
         # A random feature map decoded into colour is noise the network has to learn to ignore.
         gcn_config = gcn_config.ablated(decoder=False)
