@@ -217,27 +217,6 @@ def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
     return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
 
 
-LIPS_MARGIN_PX = 4.0
-"""How far (pixels at 224 px, scaled with the crop) the refit's mask reaches beyond the fitted lips."""
-
-
-def lips_region(model: MorphableModel, result: FitResult, margin: float = LIPS_MARGIN_PX) -> torch.Tensor:
-    """(B, H, W) in [0, 1]: where the fitted model's lips render, grown by ``margin`` pixels at 224 px.
-
-    M_face is a skin colour model, so it leaves out the lips; a refit on M_face alone no longer
-    sees where the mouth is and lets a smile relax back towards a closed mouth. The margin covers
-    a mouth the first fit opened too little (the teeth and the lip line beyond the fitted lips).
-    """
-    if "lips" not in model.masks:
-        return torch.zeros_like(result.rendering.mask)
-    weights = model.masks["lips"].to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
-    lips = (result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask).clamp(0, 1)
-    radius = round(margin * lips.shape[-1] / 224)
-    if radius <= 0:
-        return lips
-    return torch.nn.functional.max_pool2d(lips[:, None], 2 * radius + 1, 1, radius)[:, 0]
-
-
 def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
                        fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None,
                        prior_at_init: bool = False,
@@ -247,8 +226,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
 
     The first fit compares every covered pixel, hair and hat included; its skin region trains a
     per-photo skin colour model (:func:`~facelib.losses.skin_mask`), and the refit, started from the
-    first fit with the photometric term on from its first step, compares the skin pixels and the
-    mouth (:func:`lips_region`: M_face alone leaves the lips out, and the refit then closes smiles).
+    first fit with the photometric term on from its first step, compares skin pixels only.
 
     Args:
         model: the morphable model (level 0 is enough: the coefficients do not depend on the mesh level).
@@ -261,7 +239,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
             for a grayscale photo).
 
     Returns:
-        (first fit, refit or None, M_face (1, S, S); the refit's mask is M_face with the lips region added).
+        (first fit, refit or None, M_face (1, S, S)).
     """
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
@@ -271,7 +249,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     m_face = skin_mask(photo, skin_region(model, first))
     if refit_steps == 0:
         return first, None, m_face
-    second = fit(model, photo, points, renderer, mask=torch.maximum(m_face, lips_region(model, first)), init=first.params,
+    second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
                  config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0), prior_mean=centre,
                  photometric=photometric)
     return first, second, m_face

@@ -93,30 +93,3 @@ def test_the_grayscale_term_sees_brightness_not_hue():
     mask = torch.ones(1, 6, 6)
     assert grayscale_photometric_loss(target + hue, target, mask) < 1e-3 < photometric_loss(target + hue, target, mask)
     assert grayscale_photometric_loss(target + 0.1, target, mask) > 0.1
-
-
-def test_the_refit_mask_keeps_the_mouth(open_model):
-    # M_face is a skin colour model and leaves the lips out; lips_region puts the mouth back into
-    # the refit's mask: inside the rendered face, covering every pixel where the lips render, and
-    # reaching a few pixels beyond them (a mouth the first fit opened too little).
-    import copy
-
-    from facelib.fit import FitResult, lips_region
-
-    renderer = FaceRenderer.for_model(open_model, 112)
-    with torch.no_grad():
-        rendering = render_params(open_model, renderer, initial_params(open_model, 1))
-    result = FitResult(initial_params(open_model, 1), rendering, {}, [])
-    tight, grown = lips_region(open_model, result, margin=0), lips_region(open_model, result)
-    lips = open_model.masks["lips"].to(rendering.image)[None, :, None]
-    where_lips = rendering.fragments.interpolate(lips)[..., 0] * rendering.mask
-    assert torch.allclose(tight, where_lips.clamp(0, 1))
-    assert 0 < (tight > 0.5).sum() < (grown > 0.5).sum() < 0.2 * rendering.mask.sum()
-    assert (grown >= tight).all() and float(grown.max()) <= 1.0
-    # The mouth sits below the eyes: the region's centre is in the lower half of the face.
-    rows = torch.arange(112.0)[None, :, None]
-    face_centre = float((rows * rendering.mask).sum() / rendering.mask.sum())
-    assert float((rows * tight).sum() / tight.sum()) > face_centre
-    no_lips = copy.copy(open_model)
-    no_lips.masks = {k: v for k, v in open_model.masks.items() if k != "lips"}
-    assert lips_region(no_lips, result).sum() == 0
