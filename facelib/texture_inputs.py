@@ -20,7 +20,7 @@ import torch
 
 from facelib.losses.masks import erode
 from facelib.losses.occluders import occluder_gate
-from facelib.mesh.graph import mesh_edges, scipy_adjacency
+from facelib.mesh.graph import ring_mean, scipy_adjacency
 from facelib.morphable.model import MorphableModel
 from facelib.render.lighting import unshade
 from facelib.render.renderer import FaceRenderer, Rendering
@@ -78,16 +78,6 @@ def reliable_samples(renderer: FaceRenderer, photo: torch.Tensor, rendering: Ren
     return VertexSamples(samples.colors * (confidence > 0).unsqueeze(-1), confidence)
 
 
-def ring_mean(values: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
-    """(B, V) per-vertex values -> (B, V) the mean over each vertex and its one-ring neighbours."""
-    v = values.shape[1]
-    edges = mesh_edges(triangles.cpu(), v).to(values.device)
-    source, target = torch.cat([edges[:, 0], edges[:, 1]]), torch.cat([edges[:, 1], edges[:, 0]])
-    total = values.index_add(1, target, values[:, source])
-    count = torch.ones(v, dtype=values.dtype, device=values.device).index_add(0, target, torch.ones_like(target, dtype=values.dtype))
-    return total / count
-
-
 def denoise_confidence(coarse: torch.Tensor, delit: torch.Tensor, confidence: torch.Tensor, triangles: torch.Tensor,
                        strength: float) -> torch.Tensor:
     """The confidence lowered where the de-lit photo differs from T by no more than its noise.
@@ -95,8 +85,8 @@ def denoise_confidence(coarse: torch.Tensor, delit: torch.Tensor, confidence: to
     The de-lit reading D differs from the 3DMM albedo T by the albedo's detail, which is sparse
     (spots, lips, stubble, brows), and by noise at every vertex: the photo's own, the sampling's,
     and the shading the fitted light gets wrong. Copying every reading adds the noise to the whole
-    face (on the benchmark, the de-lit photo's scale-invariant error over the face is 19 % above
-    the 3DMM's, while in the detail band it is 14 % below). A soft threshold of the residual
+    face (on the benchmark, the mirror-filled de-lit start's scale-invariant error over the face is
+    19 % above the 3DMM's, while in the detail band it is 14 % below). A soft threshold of the residual
     (Donoho 1995) keeps the large departures and drops the small ones:
 
         r_i = c_i (D_i - T_i),   m_i = mean over i's one-ring of |r_j| (|.| the mean over RGB),

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from facelib.mesh.graph import scipy_adjacency
-from facelib.texture_inputs import denoise_confidence, ring_mean
+from facelib.mesh.graph import ring_mean, scipy_adjacency
+from facelib.texture_inputs import denoise_confidence
 
 
 def grid(n: int) -> torch.Tensor:

@@ -89,6 +89,16 @@ def _edges(faces: np.ndarray, num_vertices: int) -> np.ndarray:
     return np.stack([keys // num_vertices, keys % num_vertices], 1)
 
 
+def ring_mean(values: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
+    """(B, V) per-vertex values -> (B, V) the mean over each vertex and its one-ring neighbours."""
+    v = values.shape[1]
+    edges = mesh_edges(triangles.cpu(), v).to(values.device)
+    source, target = torch.cat([edges[:, 0], edges[:, 1]]), torch.cat([edges[:, 1], edges[:, 0]])
+    total = values.index_add(1, target, values[:, source])
+    count = torch.ones(v, dtype=values.dtype, device=values.device).index_add(0, target, torch.ones_like(target, dtype=values.dtype))
+    return total / count
+
+
 def scipy_adjacency(faces: torch.Tensor | np.ndarray, num_vertices: int) -> sp.csr_matrix:
     """:func:`adjacency` as a SciPy CSR matrix (float64 0/1, symmetric, zero diagonal), for SciPy's graph
     algorithms (connected components, ring growth by products)."""
