@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss, skin_mask
+from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss, skin_mask, ycbcr
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68, five_from_68
 from facelib.morphable.model import MorphableModel
 from facelib.render.composite import composite
@@ -217,6 +217,56 @@ def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
     return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
 
 
+LIPS_MARGIN_PX = 4.0
+"""How far (pixels at 224 px, scaled with the crop) the refit's mask reaches beyond the fitted lips."""
+
+LIPS_REDNESS = (0.01, 0.02)
+"""Cr (BT.601 chroma) above the skin's median: a pixel is not lips below the first, fully lips from the second."""
+
+LIPS_BRIGHTNESS = 0.05
+"""Y (luma) above the skin's median from which a pixel is too bright to be lips (teeth), linearly from the median."""
+
+
+def lips_region(model: MorphableModel, result: FitResult, photo: torch.Tensor | None = None, skin: torch.Tensor | None = None,
+                margin: float = LIPS_MARGIN_PX) -> torch.Tensor:
+    """(B, H, W) in [0, 1]: where the fitted model's lips render, grown by ``margin`` pixels at 224 px.
+
+    M_face is a skin colour model, so it leaves out the lips; a refit on M_face alone no longer
+    sees where the mouth is and lets a smile relax back towards a closed mouth. The margin covers
+    lips the first fit placed a little off. With ``photo`` and ``skin``, only pixels redder and not
+    brighter than the photo's skin count (:data:`LIPS_REDNESS`, :data:`LIPS_BRIGHTNESS`, against the
+    skin's median): teeth are not lips, and a mesh without teeth that must match them pales its lips
+    instead (a light line above the upper lip, measured on the astronaut). A grayscale photo has no
+    redness, and its refit compares the skin only, as without this region.
+
+    Args:
+        model: the morphable model, with a "lips" vertex mask (without one the region is empty).
+        result: the first fit (its rendering says where the lips are).
+        photo: (B, H, W, 3) the photo the fit was compared with (None: no colour gate).
+        skin: (B, H, W) where the photo shows skin (M_face), whose median redness is the reference.
+        margin: pixels at 224 px by which the region grows.
+    """
+    if "lips" not in model.masks:
+        return torch.zeros_like(result.rendering.mask)
+    weights = model.masks["lips"].to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
+    lips = (result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask).clamp(0, 1)
+    radius = round(margin * lips.shape[-1] / 224)
+    if radius > 0:
+        lips = torch.nn.functional.max_pool2d(lips[:, None], 2 * radius + 1, 1, radius)[:, 0]
+    if photo is None or skin is None:
+        return lips
+    luma, chroma = ycbcr(photo.float())[..., 0], ycbcr(photo.float())[..., 2]
+    gate = torch.zeros_like(lips)
+    low, high = LIPS_REDNESS
+    for i in range(lips.shape[0]):
+        where = skin[i] > 0.5
+        if where.any():
+            redder = ((chroma[i] - chroma[i][where].median() - low) / (high - low)).clamp(0, 1)
+            darker = ((luma[i][where].median() + LIPS_BRIGHTNESS - luma[i]) / LIPS_BRIGHTNESS).clamp(0, 1)
+            gate[i] = redder * darker
+    return lips * gate
+
+
 def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
                        fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None,
                        prior_at_init: bool = False,
@@ -226,7 +276,8 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
 
     The first fit compares every covered pixel, hair and hat included; its skin region trains a
     per-photo skin colour model (:func:`~facelib.losses.skin_mask`), and the refit, started from the
-    first fit with the photometric term on from its first step, compares skin pixels only.
+    first fit with the photometric term on from its first step, compares the skin pixels and the
+    mouth (:func:`lips_region`: M_face alone leaves the lips out, and the refit then closes smiles).
 
     Args:
         model: the morphable model (level 0 is enough: the coefficients do not depend on the mesh level).
@@ -239,17 +290,19 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
             for a grayscale photo).
 
     Returns:
-        (first fit, refit or None, M_face (1, S, S)).
+        (first fit, refit or None, M_face (1, S, S); the refit's mask is M_face with the lips region added).
     """
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
     centre = {k: init[k] for k in ("id", "exp", "tex") if k in init} if prior_at_init and init is not None else None
     first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0), init=init, prior_mean=centre,
                 photometric=photometric)
-    m_face = skin_mask(photo, skin_region(model, first))
+    where_skin = skin_region(model, first)
+    m_face = skin_mask(photo, where_skin)
     if refit_steps == 0:
         return first, None, m_face
-    second = fit(model, photo, points, renderer, mask=m_face, init=first.params,
+    second = fit(model, photo, points, renderer, mask=torch.maximum(m_face, lips_region(model, first, photo, m_face * where_skin)),
+                 init=first.params,
                  config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0), prior_mean=centre,
                  photometric=photometric)
     return first, second, m_face

@@ -2,7 +2,7 @@
 
     photo --MTCNN--> 5 points --similarity--> aligned crop I (S x S)
           --fit (landmarks + pixels)--> coefficients, pose, light     (the mean face, or ``init``)
-          --M_face from the fitted skin, refit with it-->              (lesson 04: keep hair and hats out)
+          --M_face from the fitted skin, refit with it (and the lips)--> (lesson 04: keep hair and hats out)
           --TextureGCN (per image, or trained weights)--> refined albedo T'
           --> OBJ + PLY (3DMM and GCN), overlay on the photo, HTML viewer, summary JSON
 

@@ -140,7 +140,19 @@ def _coarse_table(record: dict[str, Any]) -> list[str]:
     lines = [head, "", "| method | " + " | ".join(t for _, t in COARSE_COLUMNS) + " |", "|" + "---|" * (len(COARSE_COLUMNS) + 1)]
     for method, scores in bench["methods"].items():
         lines.append(f"| {method} | " + " | ".join("" if scores.get(k) is None else f"{scores[k]:.3g}" for k, _ in COARSE_COLUMNS) + " |")
-    return lines + [""]
+    lines.append("")
+    subsets = []
+    if "turned" in bench:
+        subsets.append((f"yaw deg, {bench['turned']['n']} faces turned at least {bench['turned']['min_yaw_deg']:.0f} deg", bench["turned"]["yaw_deg"]))
+    if "far_turned" in bench:
+        far = bench["far_turned"]
+        subsets.append((f"yaw deg, {far['n']} more faces turned {far['yaw_range_deg'][0]:.0f}-{far['yaw_range_deg'][1]:.0f} deg", far["yaw_deg"]))
+    if "expressive_mouth" in bench:
+        mouth = bench["expressive_mouth"]
+        subsets.append((f"mouth error vs the neutral face's, {mouth['n']} faces whose mouth moves over {mouth['threshold_mm']} mm", mouth["vs_neutral"]))
+    for title, row in subsets:
+        lines.append(f"- {title}: " + ", ".join(f"{m} {v:.3g}" for m, v in row.items()))
+    return lines + ([""] if subsets else [])
 
 
 def markdown_tables(folder: str | Path | None = None) -> str:

@@ -47,7 +47,7 @@ def test_evaluate_regressor_scores_four_methods_and_the_subsets(capsys):
     from facelib.nets import load_regressor
 
     regressor = load_regressor(verbose=False)
-    result = evaluate_regressor(regressor, n=4, size=64, batch=4, fit_steps=3, refit_steps=1, verbose=True)
+    result = evaluate_regressor(regressor, n=4, size=64, batch=4, fit_steps=3, refit_steps=1, turned_faces=2, verbose=True)
     assert list(result["methods"]) == [MEAN_FACE, REGRESSOR, FIT_FROM_MEAN, FIT_FROM_REGRESSOR]
     for scores in result["methods"].values():
         assert set(scores) == set(SCORES) and all(math.isfinite(v) for v in scores.values()), scores
@@ -60,5 +60,9 @@ def test_evaluate_regressor_scores_four_methods_and_the_subsets(capsys):
     assert set(result["fit_vs_fit"]) == set(SCORES) and set(result["seconds"]) == {FIT_FROM_MEAN, FIT_FROM_REGRESSOR}
     assert result["methods"][MEAN_FACE]["angle_deg"] > 0 and "68-lm px" in capsys.readouterr().out
     assert "skin tone" in coarse_table(result)
+    # The benchmark stops at 60 degrees of yaw; the far-turned faces, 60-75, are scored beside it.
+    far = result["far_turned"]
+    assert far["n"] == 2 and far["yaw_range_deg"] == [60.0, 75.0] and set(far["yaw_deg"]) == set(result["methods"])
+    assert far["yaw_deg"][MEAN_FACE] >= 60 - 1e-3 and "turned 60-75 deg (2 more faces)" in coarse_table(result)
     without = evaluate_regressor(None, n=2, size=64, batch=2, verbose=False)
     assert list(without["methods"]) == [MEAN_FACE] and "vs_mean_face" not in without

@@ -93,3 +93,40 @@ def test_the_grayscale_term_sees_brightness_not_hue():
     mask = torch.ones(1, 6, 6)
     assert grayscale_photometric_loss(target + hue, target, mask) < 1e-3 < photometric_loss(target + hue, target, mask)
     assert grayscale_photometric_loss(target + 0.1, target, mask) > 0.1
+
+
+def test_the_refit_mask_keeps_the_mouth(open_model):
+    # M_face is a skin colour model and leaves the lips out; lips_region puts the mouth back into
+    # the refit's mask: inside the rendered face, covering every pixel where the lips render, and
+    # reaching a few pixels beyond them (lips the first fit placed a little off).
+    import copy
+
+    from facelib.fit import FitResult, lips_region
+
+    renderer = FaceRenderer.for_model(open_model, 112)
+    with torch.no_grad():
+        rendering = render_params(open_model, renderer, initial_params(open_model, 1))
+    result = FitResult(initial_params(open_model, 1), rendering, {}, [])
+    tight, grown = lips_region(open_model, result, margin=0), lips_region(open_model, result)
+    lips = open_model.masks["lips"].to(rendering.image)[None, :, None]
+    where_lips = rendering.fragments.interpolate(lips)[..., 0] * rendering.mask
+    assert torch.allclose(tight, where_lips.clamp(0, 1))
+    assert 0 < (tight > 0.5).sum() < (grown > 0.5).sum() < 0.2 * rendering.mask.sum()
+    assert (grown >= tight).all() and float(grown.max()) <= 1.0
+    # The mouth sits below the eyes: the region's centre is in the lower half of the face.
+    rows = torch.arange(112.0)[None, :, None]
+    face_centre = float((rows * rendering.mask).sum() / rendering.mask.sum())
+    assert float((rows * tight).sum() / tight.sum()) > face_centre
+    # With the photo, only pixels redder and not brighter than its skin count: lips, not teeth.
+    skin_colour, lip_colour, teeth_colour = torch.tensor([0.8, 0.6, 0.5]), torch.tensor([0.7, 0.35, 0.35]), torch.tensor([0.95, 0.95, 0.9])
+    left = (torch.arange(112.0) < float((torch.arange(112.0)[None, None, :] * tight).sum() / tight.sum()))[None, None, :, None]
+    photo = skin_colour.expand(1, 112, 112, 3).clone()
+    photo = torch.where((grown > 0)[..., None], torch.where(left, lip_colour, teeth_colour), photo)
+    gated = lips_region(open_model, result, photo, rendering.mask)
+    red = (grown > 0) & left[..., 0]
+    assert torch.allclose(gated[red], grown[red]) and float(gated[~red].abs().max()) == 0.0
+    gray = photo.mean(-1, keepdim=True).expand(-1, -1, -1, 3)
+    assert lips_region(open_model, result, gray, rendering.mask).sum() == 0  # no redness: the refit keeps M_face alone
+    no_lips = copy.copy(open_model)
+    no_lips.masks = {k: v for k, v in open_model.masks.items() if k != "lips"}
+    assert lips_region(no_lips, result).sum() == 0

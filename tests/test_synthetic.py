@@ -1,5 +1,7 @@
 """Synthetic faces: reproducibility, the fields of an item, the detail layer and the benchmark split."""
 
+import math
+
 import pytest
 import torch
 
@@ -140,3 +142,20 @@ def test_bad_arguments_say_what_to_do(faces):
     layer = DetailLayer(model)
     with pytest.raises(ValueError, match="albedo must be"):
         layer.apply(torch.zeros(2, 10, 3), layer.draw(2))
+
+
+def test_min_yaw_turns_every_head_and_changes_nothing_else():
+    # The far-turned set of eval-regressor: yaw's size in [60, 75] either side; every other draw
+    # (pose, identity, light) the one the same item gets with min_yaw = 0.
+    turned = SyntheticFaces(n=16, size=32, level=0, device="cpu", split="t", config=SyntheticConfig(min_yaw=60, max_yaw=75))
+    plain = SyntheticFaces(n=16, size=32, level=0, device="cpu", split="t", config=SyntheticConfig(max_yaw=75))
+    yaws = []
+    for i in range(16):
+        a, b = turned._draw(i), plain._draw(i)
+        yaw = math.degrees(float(a["angles"][0, 1]))
+        assert 60 - 1e-4 <= abs(yaw) <= 75 + 1e-4 and (yaw > 0) == (float(b["angles"][0, 1]) > 0)
+        assert torch.equal(a["angles"][:, [0, 2]], b["angles"][:, [0, 2]]) and torch.equal(a["id"], b["id"])
+        yaws.append(yaw)
+    assert min(yaws) < 0 < max(yaws)
+    with pytest.raises(ValueError, match="min_yaw"):
+        SyntheticConfig(min_yaw=70, max_yaw=60)

@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=20, help="faces fitted at once")
     p.add_argument("--fewer-steps", type=int, nargs=2, default=None, metavar=("FIT", "REFIT"),
                    help="also fit from the regressor with these fewer steps (does its start save steps?)")
+    p.add_argument("--turned", type=int, default=0, metavar="N",
+                   help="also score N faces turned 60-75 degrees for their yaw error (the benchmark stops at 60)")
     p.add_argument("--photos", action="store_true", help="also fit the two bundled photos from the regressor and from the mean face")
     p.add_argument("--json", default=None, help="write the results here instead of results/eval_regressor.json")
     p.set_defaults(func=eval_regressor_command)

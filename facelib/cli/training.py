@@ -69,13 +69,13 @@ def eval_regressor_command(args: argparse.Namespace) -> int:
     steps = ReconstructConfig()
     fit_steps = steps.fit_steps if args.fit_steps is None else args.fit_steps
     refit_steps = steps.refit_steps if args.refit_steps is None else args.refit_steps
-    if fit_steps < 0 or refit_steps < 0 or args.batch < 1:
-        print("error: --fit-steps and --refit-steps must be >= 0 and --batch >= 1", file=sys.stderr)
+    if fit_steps < 0 or refit_steps < 0 or args.batch < 1 or args.turned < 0:
+        print("error: --fit-steps, --refit-steps and --turned must be >= 0 and --batch >= 1", file=sys.stderr)
         return 2
     payload = {"weights": find_regressor_weights(args.weights),
                "benchmark": evaluate_regressor(regressor, n=args.n, size=args.size, batch=args.batch, fit_steps=fit_steps,
                                                refit_steps=refit_steps, fewer_steps=args.fewer_steps,
-                                               prior_at_init=steps.prior_at_regressor)}
+                                               prior_at_init=steps.prior_at_regressor, turned_faces=args.turned)}
     if args.photos:
         payload["photos"] = evaluate_photos(regressor)
     write_command_results("eval_regressor", payload, args.json)

@@ -76,6 +76,8 @@ class SyntheticConfig:
         id_scale, exp_scale, tex_scale: standard deviations of the coefficients (1 = the model's prior).
         limit: coefficients are clipped to +-limit standard deviations.
         max_yaw, max_pitch, max_roll: pose ranges in degrees, drawn uniformly in +-max.
+        min_yaw: with min_yaw > 0 the yaw's size is drawn uniformly in [min_yaw, max_yaw] instead,
+            either side (a set of turned heads).
         max_translation: (x, y, z) translation range in model units (decimetres), uniform in +-max.
             At 224 px, 0.08 in x or y moves the face about 8 pixels; 0.6 in z scales it by about 6 %.
         brightness: range of the SH ambient term added to the 0.8 offset (the overall light level).
@@ -90,6 +92,7 @@ class SyntheticConfig:
     tex_scale: float = 1.0
     limit: float = 2.5
     max_yaw: float = 60.0
+    min_yaw: float = 0.0
     max_pitch: float = 15.0
     max_roll: float = 10.0
     max_translation: tuple[float, float, float] = (0.08, 0.08, 0.6)
@@ -102,8 +105,10 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.photo_backgrounds <= 1.0:
             raise ValueError(f"photo_backgrounds is a share in [0, 1], got {self.photo_backgrounds}")
-        if min(self.max_yaw, self.max_pitch, self.max_roll, self.limit, self.max_noise) < 0:
+        if min(self.max_yaw, self.min_yaw, self.max_pitch, self.max_roll, self.limit, self.max_noise) < 0:
             raise ValueError("pose ranges, limit and max_noise must be >= 0")
+        if self.min_yaw > self.max_yaw:
+            raise ValueError(f"min_yaw={self.min_yaw} is above max_yaw={self.max_yaw}")
         if self.max_yaw > 90:
             raise ValueError(f"max_yaw={self.max_yaw} degrees: beyond 90 the camera sees the inside of the face mask; use <= 90")
 
@@ -211,6 +216,9 @@ class SyntheticFaces(torch.utils.data.Dataset):
                 "tex": normal(layout.n_tex, cfg.tex_scale)}
         ranges = torch.tensor([cfg.max_pitch, cfg.max_yaw, cfg.max_roll]) * math.pi / 180
         draw["angles"] = (rand(1, 3) * 2 - 1) * ranges
+        if cfg.min_yaw > 0:  # only then: the default draws stay bit for bit what they were
+            yaw, low = draw["angles"][:, 1], cfg.min_yaw * math.pi / 180
+            draw["angles"][:, 1] = yaw.sign() * (low + (ranges[1] - low) * yaw.abs() / ranges[1])
         draw["translation"] = (rand(1, 3) * 2 - 1) * torch.tensor(cfg.max_translation)
         draw["gamma"] = self._draw_light(rand, gen)
         draw["detail"] = self.detail.draw(1, gen) if self.detail is not None else None

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from facelib.data import BENCHMARK_SEED, PHOTOS, align_face, benchmark
+from facelib.data import BENCHMARK_SEED, PHOTOS, SyntheticConfig, SyntheticFaces, align_face, benchmark
 from facelib.evaluate.bootstrap import paired_improvement
 from facelib.evaluate.colour import SKIN_TONE_BANDS, ciede2000, skin_tone_band, srgb_to_lab, typology_angle
 from facelib.evaluate.metrics import aligned_vertex_error, scale_invariant_error
@@ -30,6 +30,12 @@ SCORES = ("shape_mm", "expression_mm", "mouth_mm", "landmark_px", "angle_deg", "
 
 TURNED_DEG = 45.0
 """Faces turned at least this far (true yaw, degrees) make the "turned" subset."""
+
+FAR_TURNED = SyntheticConfig(min_yaw=60.0, max_yaw=75.0)
+"""The benchmark's faces stop at 60 degrees of yaw; ``turned`` > 0 adds this many faces turned
+60-75 degrees (otherwise the benchmark's distribution), drawn in their own split, :data:`FAR_TURNED_SPLIT`."""
+
+FAR_TURNED_SPLIT = "benchmark-turned"
 
 EXPRESSIVE_MOUTH_MM = 2.5
 """Faces whose true expression moves the mouth region by more than this (mean, mm) make the
@@ -97,7 +103,7 @@ def coarse_scores(model: MorphableModel, renderer: FaceRenderer, params: dict[st
 def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 224, seed: int | None = None,
                        device: str | torch.device | None = None, batch: int = 25, fit_steps: int = 0,
                        refit_steps: int = 0, prior_at_init: bool = True, fewer_steps: tuple[int, int] | None = None,
-                       verbose: bool = True) -> dict[str, Any]:
+                       turned_faces: int = 0, verbose: bool = True) -> dict[str, Any]:
     """The coarse stage on the synthetic benchmark: the mean face, the regressor, and the fits from each.
 
     Faces of :func:`facelib.data.benchmark` (seed 2020 by default, level 0) at ``size``. With
@@ -118,19 +124,66 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
             guess (:func:`facelib.fit.fit_with_skin_mask`), as ``reconstruct`` does by default.
         fewer_steps: (fit, refit) steps of one more fit from the regressor, to see whether its start
             reaches the mean face's result in fewer steps (None: not run).
+        turned_faces: this many more faces turned 60-75 degrees (:data:`FAR_TURNED`), scored by every
+            method for their yaw error: alone ("far_turned"'s "yaw_deg") and together with the
+            benchmark's faces turned at least :data:`TURNED_DEG` ("yaw_deg_with_turned").
         verbose: print a table.
 
     Returns:
         {"n", "seed", "size", "fit_steps", "refit_steps", "methods": {method: {score: mean}},
         "seconds": {method: s}, "vs_mean_face": {score: [r, low, high]} (the regressor's relative
         improvement over the mean face, paired bootstrap), "fit_vs_fit": the same for the fit from the
-        regressor over the fit from the mean face, "turned", "expressive_mouth", "skin_tone"}.
+        regressor over the fit from the mean face, "turned", "expressive_mouth", "skin_tone", and with
+        ``turned_faces`` "far_turned"}.
     """
     seed = BENCHMARK_SEED if seed is None else seed
     faces = benchmark(seed=seed, n=n, size=size, level=0, device=device or "cpu")
-    model, renderer = faces.model, faces.renderer
     if regressor is not None:
         regressor = regressor.to(faces.device).eval()
+    fits = fit_steps, refit_steps, prior_at_init, fewer_steps
+    per_face, truth, seconds = _score_faces(faces, regressor, batch, *fits)
+    yaw, ita = truth["yaw"], truth["ita"]
+    neutral_mouth = per_face[MEAN_FACE]["mouth_mm"]  # the mean face's expression is zero: its error is the true expression
+    out: dict[str, Any] = {"n": n, "seed": seed, "size": size, "fit_steps": fit_steps, "refit_steps": refit_steps,
+                           "prior_at_init": prior_at_init,
+                           "methods": {name: {k: _mean(v) for k, v in s.items()} for name, s in per_face.items()},
+                           "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    for key, (base, new) in {"vs_mean_face": (MEAN_FACE, REGRESSOR), "fit_vs_fit": (FIT_FROM_MEAN, FIT_FROM_REGRESSOR)}.items():
+        if base in per_face and new in per_face:
+            out[key] = {k: [round(x, 4) for x in paired_improvement(per_face[base][k], per_face[new][k])] for k in SCORES}
+    turned = yaw >= TURNED_DEG
+    out["turned"] = {"min_yaw_deg": TURNED_DEG, "n": int(turned.sum()),
+                     "yaw_deg": {name: _mean(s["yaw_deg"][turned]) for name, s in per_face.items()}}
+    if turned_faces:
+        far = SyntheticFaces(n=turned_faces, size=size, seed=seed, level=0, device=faces.device, config=FAR_TURNED,
+                             split=FAR_TURNED_SPLIT)
+        far_scores, _, _ = _score_faces(far, regressor, batch, *fits)
+        out["far_turned"] = {"yaw_range_deg": [FAR_TURNED.min_yaw, FAR_TURNED.max_yaw], "n": turned_faces,
+                             "yaw_deg": {name: _mean(s["yaw_deg"]) for name, s in far_scores.items()},
+                             "yaw_deg_with_turned": {
+                                 name: _mean(torch.cat([per_face[name]["yaw_deg"][turned], s["yaw_deg"]])) for name, s in far_scores.items()}}
+    expressive = neutral_mouth > EXPRESSIVE_MOUTH_MM
+    out["expressive_mouth"] = {
+        "threshold_mm": EXPRESSIVE_MOUTH_MM, "n": int(expressive.sum()),
+        "mouth_mm": {name: _mean(s["mouth_mm"][expressive]) for name, s in per_face.items()},
+        "vs_neutral": {name: _mean(s["mouth_mm"][expressive]) / _mean(neutral_mouth[expressive]) if expressive.any() else math.nan
+                       for name, s in per_face.items()}}
+    bands = [skin_tone_band(float(a)) for a in ita]
+    out["skin_tone"] = {}
+    for band, _, _ in SKIN_TONE_BANDS:
+        members = torch.tensor([b == band for b in bands])
+        if members.any():
+            out["skin_tone"][band] = {"n": int(members.sum()), "skin_de00": {name: _mean(s["skin_de00"][members]) for name, s in per_face.items()}}
+    if verbose:
+        print(coarse_table(out))
+    return out
+
+
+def _score_faces(faces: SyntheticFaces, regressor: Regressor | None, batch: int, fit_steps: int, refit_steps: int,
+                 prior_at_init: bool, fewer_steps: tuple[int, int] | None
+                 ) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor], dict[str, float]]:
+    """Every method of :func:`evaluate_regressor` on ``faces``: ({method: {score: (N,)}}, {"yaw", "ita": (N,)}, seconds)."""
+    model, renderer = faces.model, faces.renderer
     skin = model.masks["skin"].bool()
     mouth = mouth_region(model)
     tone_skin = bare_skin(model)
@@ -164,33 +217,7 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
             mean_albedo = (items["albedo"] * tone_skin[None, :, None]).sum(1) / tone_skin.sum()
             truth["ita"].append(typology_angle(srgb_to_lab(mean_albedo)).cpu())
     per_face = {name: {k: torch.cat(v) for k, v in s.items()} for name, s in scores.items()}
-    yaw, ita = torch.cat(truth["yaw"]), torch.cat(truth["ita"])
-    neutral_mouth = per_face[MEAN_FACE]["mouth_mm"]  # the mean face's expression is zero: its error is the true expression
-    out: dict[str, Any] = {"n": n, "seed": seed, "size": size, "fit_steps": fit_steps, "refit_steps": refit_steps,
-                           "prior_at_init": prior_at_init,
-                           "methods": {name: {k: _mean(v) for k, v in s.items()} for name, s in per_face.items()},
-                           "seconds": {k: round(v, 1) for k, v in seconds.items()}}
-    for key, (base, new) in {"vs_mean_face": (MEAN_FACE, REGRESSOR), "fit_vs_fit": (FIT_FROM_MEAN, FIT_FROM_REGRESSOR)}.items():
-        if base in per_face and new in per_face:
-            out[key] = {k: [round(x, 4) for x in paired_improvement(per_face[base][k], per_face[new][k])] for k in SCORES}
-    turned = yaw >= TURNED_DEG
-    out["turned"] = {"min_yaw_deg": TURNED_DEG, "n": int(turned.sum()),
-                     "yaw_deg": {name: _mean(s["yaw_deg"][turned]) for name, s in per_face.items()}}
-    expressive = neutral_mouth > EXPRESSIVE_MOUTH_MM
-    out["expressive_mouth"] = {
-        "threshold_mm": EXPRESSIVE_MOUTH_MM, "n": int(expressive.sum()),
-        "mouth_mm": {name: _mean(s["mouth_mm"][expressive]) for name, s in per_face.items()},
-        "vs_neutral": {name: _mean(s["mouth_mm"][expressive]) / _mean(neutral_mouth[expressive]) if expressive.any() else math.nan
-                       for name, s in per_face.items()}}
-    bands = [skin_tone_band(float(a)) for a in ita]
-    out["skin_tone"] = {}
-    for band, _, _ in SKIN_TONE_BANDS:
-        members = torch.tensor([b == band for b in bands])
-        if members.any():
-            out["skin_tone"][band] = {"n": int(members.sum()), "skin_de00": {name: _mean(s["skin_de00"][members]) for name, s in per_face.items()}}
-    if verbose:
-        print(coarse_table(out))
-    return out
+    return per_face, {k: torch.cat(v) for k, v in truth.items()}, seconds
 
 
 def _mean(values: torch.Tensor) -> float:
@@ -211,6 +238,11 @@ def coarse_table(result: dict[str, Any]) -> str:
     turned, mouth = result["turned"], result["expressive_mouth"]
     lines.append(f"turned >= {turned['min_yaw_deg']:.0f} deg ({turned['n']} faces), yaw error: "
                  + ", ".join(f"{k} {v:.2f}" for k, v in turned["yaw_deg"].items()))
+    if "far_turned" in result:
+        far = result["far_turned"]
+        low, high = far["yaw_range_deg"]
+        lines.append(f"turned {low:.0f}-{high:.0f} deg ({far['n']} more faces), yaw error: "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in far["yaw_deg"].items()))
     lines.append(f"expressive mouth (> {mouth['threshold_mm']} mm, {mouth['n']} faces), mouth error vs the neutral face's: "
                  + ", ".join(f"{k} {v:.2f}x" for k, v in mouth["vs_neutral"].items()))
     for band, row in result["skin_tone"].items():
