@@ -243,7 +243,8 @@ def lips_region(model: MorphableModel, result: FitResult, photo: torch.Tensor | 
         model: the morphable model, with a "lips" vertex mask (without one the region is empty).
         result: the first fit (its rendering says where the lips are).
         photo: (B, H, W, 3) the photo the fit was compared with (None: no colour gate).
-        skin: (B, H, W) where the photo shows skin (M_face), whose median redness is the reference.
+        skin: (B, H, W) where the photo shows skin (M_face inside the fitted skin region): its median
+            redness and brightness are the reference.
         margin: pixels at 224 px by which the region grows.
     """
     if "lips" not in model.masks:
@@ -255,7 +256,7 @@ def lips_region(model: MorphableModel, result: FitResult, photo: torch.Tensor | 
         lips = torch.nn.functional.max_pool2d(lips[:, None], 2 * radius + 1, 1, radius)[:, 0]
     if photo is None or skin is None:
         return lips
-    luma, chroma = ycbcr(photo.float())[..., 0], ycbcr(photo.float())[..., 2]
+    luma, _, chroma = ycbcr(photo.float()).unbind(-1)
     gate = torch.zeros_like(lips)
     low, high = LIPS_REDNESS
     for i in range(lips.shape[0]):
@@ -277,7 +278,8 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     The first fit compares every covered pixel, hair and hat included; its skin region trains a
     per-photo skin colour model (:func:`~facelib.losses.skin_mask`), and the refit, started from the
     first fit with the photometric term on from its first step, compares the skin pixels and the
-    mouth (:func:`lips_region`: M_face alone leaves the lips out, and the refit then closes smiles).
+    lips (:func:`lips_region`: M_face alone leaves the lips out, and the refit then closes smiles;
+    the teeth stay out, since the mesh has none).
 
     Args:
         model: the morphable model (level 0 is enough: the coefficients do not depend on the mesh level).
