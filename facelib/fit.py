@@ -261,7 +261,7 @@ def lips_region(model: MorphableModel, result: FitResult, photo: torch.Tensor | 
     low, high = LIPS_REDNESS
     for i in range(lips.shape[0]):
         where = skin[i] > 0.5
-        if where.any():
+        if where.sum() >= 20:  # as skin_mask: fewer pixels make no reference
             redder = ((chroma[i] - chroma[i][where].median() - low) / (high - low)).clamp(0, 1)
             darker = ((luma[i][where].median() + LIPS_BRIGHTNESS - luma[i]) / LIPS_BRIGHTNESS).clamp(0, 1)
             gate[i] = redder * darker
@@ -292,7 +292,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
             for a grayscale photo).
 
     Returns:
-        (first fit, refit or None, M_face (1, S, S); the refit's mask is M_face with the lips region added).
+        (first fit, refit or None, M_face (B, S, S); the refit's mask is M_face with the lips region added).
     """
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")

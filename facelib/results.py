@@ -151,7 +151,7 @@ def _coarse_table(record: dict[str, Any]) -> list[str]:
         mouth = bench["expressive_mouth"]
         subsets.append((f"mouth error vs the neutral face's, {mouth['n']} faces whose mouth moves over {mouth['threshold_mm']} mm", mouth["vs_neutral"]))
     for title, row in subsets:
-        lines.append(f"- {title}: " + ", ".join(f"{m} {v:.3g}" for m, v in row.items()))
+        lines.append(f"- {title}: " + ", ".join(f"{m} " + ("n/a" if v is None else f"{v:.3g}") for m, v in row.items()))
     return lines + ([""] if subsets else [])
 
 

@@ -64,5 +64,6 @@ def test_evaluate_regressor_scores_four_methods_and_the_subsets(capsys):
     far = result["far_turned"]
     assert far["n"] == 2 and far["yaw_range_deg"] == [60.0, 75.0] and set(far["yaw_deg"]) == set(result["methods"])
     assert far["yaw_deg"][MEAN_FACE] >= 60 - 1e-3 and "turned 60-75 deg (2 more faces)" in coarse_table(result)
+    assert set(far["yaw_deg_with_turned"]) == set(result["methods"])
     without = evaluate_regressor(None, n=2, size=64, batch=2, verbose=False)
     assert list(without["methods"]) == [MEAN_FACE] and "vs_mean_face" not in without

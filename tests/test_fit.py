@@ -125,6 +125,9 @@ def test_the_refit_mask_keeps_the_mouth(open_model):
     gated = lips_region(open_model, result, photo, rendering.mask)
     red = (grown > 0) & left[..., 0]
     assert torch.allclose(gated[red], grown[red]) and float(gated[~red].abs().max()) == 0.0
+    # Redder than the skin but brighter (pink-lit teeth, a highlight): not lips either.
+    bright_red = torch.where((grown > 0)[..., None], torch.tensor([1.0, 0.75, 0.65]), skin_colour.expand(1, 112, 112, 3))
+    assert lips_region(open_model, result, bright_red, rendering.mask).sum() == 0
     gray = photo.mean(-1, keepdim=True).expand(-1, -1, -1, 3)
     assert lips_region(open_model, result, gray, rendering.mask).sum() == 0  # no redness: the refit keeps M_face alone
     no_lips = copy.copy(open_model)

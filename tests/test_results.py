@@ -53,10 +53,15 @@ def test_tables_come_from_the_files_and_the_readme_block_is_replaced(tmp_path):
         "machine": {"cpu_cores": 2, "torch": "2.11.0"},
         "benchmark": {"n": 100, "size": 224, "fit_steps": 300, "refit_steps": 150,
                       "methods": {"mean face": {k: 2.0 for k, _ in results.COARSE_COLUMNS},
-                                  "regressor": {k: 1.23456 for k, _ in results.COARSE_COLUMNS} | {"skin_de00": None}}}}))
+                                  "regressor": {k: 1.23456 for k, _ in results.COARSE_COLUMNS} | {"skin_de00": None}},
+                      "turned": {"min_yaw_deg": 45.0, "n": 0, "yaw_deg": {"mean face": None, "regressor": None}},
+                      "expressive_mouth": {"threshold_mm": 2.5, "n": 3, "vs_neutral": {"mean face": 1.0, "regressor": 0.61234}}}}))
     text = results.markdown_tables(tmp_path)
     assert "100 benchmark faces at 224 px, fits of 300 + 150 steps" in text
     assert "| mean face | " + " | ".join(["2"] * 8) + " |" in text and "| regressor | " + " | ".join(["1.23"] * 7) + " |  |" in text
+    # The subsets under the table; a subset with no faces has no means (null in the file).
+    assert "- yaw deg, 0 faces turned at least 45 deg: mean face n/a, regressor n/a" in text
+    assert "3 faces whose mouth moves over 2.5 mm: mean face 1, regressor 0.612" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{README_BEGIN}\nold\n{README_END}\n\nafter\n")
     assert results.update_readme(readme, tmp_path) and not results.update_readme(readme, tmp_path)

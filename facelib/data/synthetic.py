@@ -218,7 +218,8 @@ class SyntheticFaces(torch.utils.data.Dataset):
         draw["angles"] = (rand(1, 3) * 2 - 1) * ranges
         if cfg.min_yaw > 0:  # only then: the default draws stay bit for bit what they were
             yaw, low = draw["angles"][:, 1], cfg.min_yaw * math.pi / 180
-            draw["angles"][:, 1] = yaw.sign() * (low + (ranges[1] - low) * yaw.abs() / ranges[1])
+            side = torch.where(yaw >= 0, 1.0, -1.0)  # not sign(): a yaw of exactly 0 must turn too
+            draw["angles"][:, 1] = side * (low + (ranges[1] - low) * yaw.abs() / ranges[1])
         draw["translation"] = (rand(1, 3) * 2 - 1) * torch.tensor(cfg.max_translation)
         draw["gamma"] = self._draw_light(rand, gen)
         draw["detail"] = self.detail.draw(1, gen) if self.detail is not None else None
