@@ -211,10 +211,15 @@ def bare_skin(model: MorphableModel) -> torch.Tensor:
     return skin & ~model.masks.get("lips", none).bool() & ~model.masks.get("brows", none).bool()
 
 
+def rendered_vertex_mask(vertices: torch.Tensor, result: FitResult) -> torch.Tensor:
+    """(V,) a per-vertex mask -> (B, H, W) where it renders in the fit's image, interpolated over the triangles."""
+    weights = vertices.to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
+    return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
+
+
 def skin_region(model: MorphableModel, result: FitResult) -> torch.Tensor:
     """(B, H, W) where the fitted model's skin renders (:func:`bare_skin`), as in lesson 04."""
-    weights = bare_skin(model).to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
-    return result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask
+    return rendered_vertex_mask(bare_skin(model), result)
 
 
 LIPS_MARGIN_PX = 4.0
@@ -249,8 +254,7 @@ def lips_region(model: MorphableModel, result: FitResult, photo: torch.Tensor | 
     """
     if "lips" not in model.masks:
         return torch.zeros_like(result.rendering.mask)
-    weights = model.masks["lips"].to(result.rendering.image)[None, :, None].expand(result.rendering.image.shape[0], -1, -1)
-    lips = (result.rendering.fragments.interpolate(weights)[..., 0] * result.rendering.mask).clamp(0, 1)
+    lips = rendered_vertex_mask(model.masks["lips"], result).clamp(0, 1)
     radius = round(margin * lips.shape[-1] / 224)
     if radius > 0:
         lips = torch.nn.functional.max_pool2d(lips[:, None], 2 * radius + 1, 1, radius)[:, 0]
