@@ -176,6 +176,50 @@ def test_the_vertex_terms_weigh_a_component_by_what_it_does(open_model):
     assert torch.isclose(t_first["vertex_id"], column.pow(2).sum(-1).mean() / VERTEX_SCALES["id"] ** 2)
 
 
+def test_the_aligned_shape_term_is_the_benchmarks_shape_error(open_model):
+    """The aligned term is the benchmark's shape error (skin, identity and expression, after a similarity
+    alignment) over its scale, and it gives the coefficients a finite gradient; off by default."""
+    from facelib.evaluate.metrics import aligned_vertex_error
+    from facelib.train.regressor import SHAPE_SCALE
+
+    g = torch.Generator().manual_seed(3)
+    zero = {"id": torch.zeros(2, 80), "exp": torch.zeros(2, 64), "tex": torch.zeros(2, 80), "angles": torch.zeros(2, 3),
+            "translation": torch.zeros(2, 3), "gamma": torch.zeros(2, 27)}
+    truth = zero | {"id": torch.randn(2, 80, generator=g), "exp": torch.randn(2, 64, generator=g) * 0.5,
+                    "landmarks": torch.zeros(2, 68, 2), "visible": torch.zeros(2, 68, dtype=torch.bool)}
+    predicted = zero | {"id": (truth["id"] * 0.5).requires_grad_()}
+    scales = {k: torch.ones(v.shape[1]) for k, v in zero.items()}
+    config = RegressorTrainConfig(pool=8, batch=2, photo_size=0, aligned_weight=1.0)
+    terms = regressor_losses(open_model, predicted, truth, config, scales, Camera.deng(64))
+    expected = aligned_vertex_error(open_model.shape(predicted["id"], predicted["exp"]), open_model.shape(truth["id"], truth["exp"]),
+                                    open_model.masks["skin"]).mean() / SHAPE_SCALE
+    assert torch.isclose(terms["shape_aligned"], expected.to(terms["shape_aligned"].dtype)) and terms["shape_aligned"] > 0.1
+    terms["shape_aligned"].backward()
+    assert torch.isfinite(predicted["id"].grad).all() and predicted["id"].grad.abs().sum() > 0
+    right = regressor_losses(open_model, truth, truth, config, scales, Camera.deng(64))
+    assert right["shape_aligned"] < 1e-3 * terms["shape_aligned"]
+    assert "shape_aligned" not in regressor_losses(open_model, zero, truth, RegressorTrainConfig(pool=8, batch=2, photo_size=0),
+                                                   scales, Camera.deng(64))
+
+
+def test_train_regressor_fine_tunes_given_weights(open_model, tmp_path):
+    """--init starts from a weights file (and refuses one of another size); the aligned term trains."""
+    base = RegressorTrainConfig(out=str(tmp_path / "a.pt"), input_size=32, pool=8, batch=4, steps=1, photo_size=0, eval_n=0,
+                                cache=False, device="cpu", lr=0.0)
+    first = load_regressor(train_regressor(base, model=open_model, verbose=False), verbose=False)
+    tuned_config = RegressorTrainConfig(**{**base.__dict__, "out": str(tmp_path / "b.pt"), "init": base.out, "aligned_weight": 1.0,
+                                           "seed": 1, "steps": 2})
+    tuned = load_regressor(train_regressor(tuned_config, model=open_model, verbose=False), verbose=False)
+    assert tuned.meta["config"]["init"] == base.out and "shape_aligned" in tuned.meta["metrics"]["final_losses"]
+    assert tuned.meta["init_run"]["steps"] == 1 and tuned.meta["init_run"]["config"]["seed"] == 0  # the recipe's first run
+    # lr 0 everywhere: the fine-tuned network's weights are its start's, exactly (batch norm's running
+    # statistics move in training mode, so only the parameters are compared)
+    for (name, a), b in zip(first.named_parameters(), tuned.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="--arch resnet10 --input-size 32"):
+        train_regressor(RegressorTrainConfig(**{**tuned_config.__dict__, "input_size": 48}), model=open_model, verbose=False)
+
+
 def test_train_regressor_writes_a_loadable_file_with_its_run(open_model, tmp_path):
     config = RegressorTrainConfig(out=str(tmp_path / "r.pt"), input_size=32, pool=8, batch=4, steps=2, photo_size=0, eval_n=0,
                                   cache=False, device="cpu")

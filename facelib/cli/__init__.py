@@ -130,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--photo-size", type=int, default=None, help="side of the photometric term's rendering (0: off)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="seeds the pool, the start and the batch order (default 0)")
+    p.add_argument("--aligned-weight", type=float, default=None,
+                   help="weight of the aligned shape term, the benchmark's shape error (default 0: off)")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="fine-tune these regressor weights instead of starting afresh (with a new --seed it sees new faces)")
     p.add_argument("--eval-n", type=int, default=None, help="benchmark faces measured after training (0: skip)")
     p.add_argument("--no-cache", action="store_true", help="do not cache the rendered pool on disk")
     p.add_argument("--device", default=None)

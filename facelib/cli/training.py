@@ -42,7 +42,7 @@ def train_regressor_command(args: argparse.Namespace) -> int:
 
     try:
         overrides = {k: getattr(args, k) for k in ("out", "arch", "input_size", "pool", "steps", "minutes", "batch", "lr", "photo_size", "seed",
-                                                   "eval_n", "device") if getattr(args, k) is not None}
+                                                   "aligned_weight", "init", "eval_n", "device") if getattr(args, k) is not None}
         config = RegressorTrainConfig(pretrained=args.pretrained, cache=not args.no_cache, **overrides)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

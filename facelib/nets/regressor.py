@@ -22,13 +22,13 @@ Design:
 
 Weights. A fresh CPU user gets usable weights without training: the repository ships a small file,
 ``data/weights/regressor.pt`` ("resnet10" at 112 px, fp16, 10 MB), trained on this project's
-two-core CPU by ``python -m facelib train-regressor`` (30 minutes, 10k images) from the CC0 open
-model's synthetic faces (:mod:`facelib.train.regressor`; the command, time and numbers are in
-``data/README.md``: on the synthetic benchmark 7.2 px landmark error against 28.5 px for the mean
-face, 4.1 degrees pose error against 13.5). Why ship rather than train on first use: a useful run
-takes half an hour on two CPU cores, far too long to spring on a learner who asked for one
-reconstruction; a ResNet-10 at 112 px is small enough to commit and fast enough on a CPU (a few ms
-per face). A GPU user retrains a bigger one (resnet18/50, 224 px, ImageNet start) with the same command.
+two-core CPU by ``python -m facelib train-regressor`` from the CC0 open model's synthetic faces
+(:mod:`facelib.train.regressor`; the commands, their time and the benchmark numbers are in
+``data/README.md`` and in the file's own ``meta``). Why ship rather than train on first use: a
+useful run takes more than an hour on two CPU cores, far too long to spring on a learner who asked
+for one reconstruction; a ResNet-10 at 112 px is small enough to commit and fast enough on a CPU (a
+few ms per face). A GPU user retrains a bigger one (resnet18/50, 224 px, ImageNet start) with the
+same command.
 
 Where :func:`load_regressor` finds weights, in this order: an explicit path, the
 ``FACELIB_REGRESSOR_WEIGHTS`` environment variable, the bundled file

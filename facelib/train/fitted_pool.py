@@ -42,10 +42,11 @@ from facelib.nets.regressor import find_regressor_weights, load_regressor
 from facelib.render import FaceRenderer
 from facelib.train.checkpoint import atomic_save
 
-POOL_FORMAT = "facelib.fitted_pool/3"
+POOL_FORMAT = "facelib.fitted_pool/4"
 """Written into every chunk and part of the pool's folder name: bump it when anything that decides a
 chunk changes (the fit's recipe, the bundled regressor). /2: the 2026-12 regressor, and the fit's prior
-centred on its guess. /3: the refit compares the lips too (:func:`facelib.fit.lips_region`)."""
+centred on its guess. /3: the refit compares the lips too (:func:`facelib.fit.lips_region`). /4: the
+regressor fine-tuned on the aligned shape error (2026-12-05)."""
 POOL_SPLIT = "texture-train"
 """The synthetic split of the pool: never the benchmark's ("benchmark"), whatever the seeds."""
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")

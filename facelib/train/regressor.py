@@ -10,6 +10,13 @@
                                                   variance: it stays at about 1 per coefficient, the
                                                   unlearnable tail's noise. Per vertex, the loss weighs each
                                                   component by what it does to the face.
+      + w_A d_A(S(c), S*) / sigma_A                  the benchmark's own shape error: the mean distance over the
+                                                  skin between the predicted and the true surface (identity and
+                                                  expression together) after the best similarity alignment
+                                                  (:func:`~facelib.evaluate.metrics.aligned_vertex_error`). The
+                                                  per-vertex terms above also charge the face's size and
+                                                  placement, which the image shows only together with the
+                                                  camera's distance; this term charges only the form.
       + w_lm L_lm(q(c), q*)                          the predicted face's 68 landmarks, projected, against the
                                                   true ones (visible ones only, Deng's weights)
       + w_pix L_pix(R(c), I)                        the rendering of the prediction against the image, on the
@@ -27,7 +34,8 @@ rate, a seed, a tqdm progress bar; the run prints images/s and its time and writ
 :func:`facelib.nets.save_regressor` together with its settings and benchmark numbers.
 
 The weights that ship in ``data/weights/regressor.pt`` were made by this code on a two-core CPU
-(``python -m facelib train-regressor``; see ``data/README.md`` for the run): shipping them gives a
+(two runs of ``python -m facelib train-regressor``, the second fine-tuning the first with ``--init``
+and the aligned shape term; ``data/README.md`` gives both commands): shipping them gives a
 fresh CPU user a good coarse start at once, where a first-use training run would cost tens of
 minutes. A GPU user retrains bigger with, e.g.,
 ``python -m facelib train-regressor --arch resnet50 --input-size 224 --pool 50000 --pretrained``.
@@ -47,13 +55,14 @@ import torch.nn.functional as F
 from facelib import config as settings
 from facelib.data import SyntheticConfig, SyntheticFaces
 from facelib.files import atomic_save
+from facelib.evaluate.metrics import aligned_vertex_error
 from facelib.evaluate.regressor import evaluate_regressor
 from facelib.fit import project_landmarks
 from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, photometric_loss
 from facelib.morphable import load_open_model
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68
 from facelib.morphable.model import MorphableModel
-from facelib.nets.regressor import GROUPS, Regressor, save_regressor
+from facelib.nets.regressor import GROUPS, Regressor, load_regressor, save_regressor
 from facelib.render import Camera, FaceRenderer
 
 POOL_SPLIT = "regressor"
@@ -72,6 +81,12 @@ VERTEX_SCALES = {"id": 0.045, "exp": 0.02, "tex": 0.2}
 the pool (identity 4.8 mm and expression 2.1 mm, in model units of decimetres; albedo 0.33, most of
 it the first component, skin tone), so that each term starts near 1."""
 
+INIT_RUN_KEYS = ("steps", "images_seen", "seconds", "pool_seconds", "wall_seconds", "seed", "config", "torch", "device", "init_run")
+"""What a fine-tuning run (``init``) copies from its start's file into its own, under ``init_run``."""
+
+SHAPE_SCALE = 0.035
+"""The scale of the aligned shape term: about the mean face's aligned error on the benchmark (3.5 mm)."""
+
 
 @dataclass
 class RegressorTrainConfig:
@@ -88,10 +103,13 @@ class RegressorTrainConfig:
         lr, weight_decay: Adam (AdamW when weight_decay > 0) with a cosine schedule and a short warm-up.
         coef_weights: per-group weights of the supervised coefficient term (:data:`~facelib.nets.regressor.GROUPS`).
         vertex_weights: weights of the per-vertex identity, expression and albedo terms (see the module docstring).
+        aligned_weight: weight of the aligned shape term (the benchmark's shape error; 0: off).
         landmark_weight, photo_weight, prior_weight, lighting_weight: the other terms.
         photo_size: the side the photometric term renders at (0 turns the term off).
         level: mesh level of the synthetic faces.
         seed: seeds the pool, the initialisation and the batch order.
+        init: start from these regressor weights (a fine-tuning run; their arch and input size must
+            match) instead of a fresh network; with another ``seed`` than theirs it sees new faces.
         eval_n: benchmark faces measured after training (0: skip).
         cache: cache the rendered pool on disk (under CACHE_DIR).
         device: where training runs (None: CUDA when available).
@@ -110,6 +128,7 @@ class RegressorTrainConfig:
     weight_decay: float = 1e-4
     coef_weights: tuple[float, ...] = (0.25, 0.25, 0.5, 4.0, 4.0, 2.0)
     vertex_weights: tuple[float, float, float] = (2.0, 2.0, 1.0)
+    aligned_weight: float = 0.0
     landmark_weight: float = 100.0
     photo_weight: float = 0.2
     photo_size: int = 64
@@ -117,6 +136,7 @@ class RegressorTrainConfig:
     lighting_weight: float = 0.1
     level: int = 0
     seed: int = 0
+    init: str | None = None
     eval_n: int = 100
     cache: bool = True
     device: str | None = None
@@ -222,6 +242,9 @@ def regressor_losses(model: MorphableModel, predicted: dict[str, torch.Tensor], 
     for group, base in (("id", model.id_base), ("exp", model.exp_base), ("tex", model.tex_base)):
         offsets = ((predicted[group] - truth[group]) @ base.T).view(predicted[group].shape[0], -1, 3)
         terms[f"vertex_{group}"] = offsets.pow(2).sum(-1).mean() / VERTEX_SCALES[group] ** 2
+    if config.aligned_weight:
+        shape, true_shape = model.shape(predicted["id"], predicted["exp"]), model.shape(truth["id"], truth["exp"])
+        terms["shape_aligned"] = aligned_vertex_error(shape, true_shape, model.masks["skin"]).mean() / SHAPE_SCALE
     q = project_landmarks(model, predicted, camera)
     weights = torch.as_tensor(LANDMARK_WEIGHTS_68, device=q.device)[None] * truth["visible"].to(q.dtype)
     terms["landmarks"] = landmark_loss(q, truth["landmarks"], weights, float(camera.image_size[0]))
@@ -237,6 +260,8 @@ def regressor_losses(model: MorphableModel, predicted: dict[str, torch.Tensor], 
         + sum(wv * terms[f"vertex_{g}"] for g, wv in zip(("id", "exp", "tex"), config.vertex_weights)) \
         + config.landmark_weight * terms["landmarks"] \
         + config.prior_weight * terms["prior"] + config.lighting_weight * terms["lighting"]
+    if "shape_aligned" in terms:
+        total = total + config.aligned_weight * terms["shape_aligned"]
     if "photometric" in terms:
         total = total + config.photo_weight * terms["photometric"]
     terms["total"] = total
@@ -255,7 +280,8 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
 
     Returns:
         the path of the weights file (``config.out``), written by :func:`~facelib.nets.save_regressor`
-        with the settings, steps, images seen, seconds, seed, final losses and benchmark numbers.
+        with the settings, steps, images seen, seconds, seed, final losses and benchmark numbers (and,
+        fine-tuned from ``config.init``, the start's run as ``init_run``).
     """
     from tqdm.auto import tqdm
 
@@ -270,7 +296,16 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     render_seconds = time.perf_counter() - wall
 
     torch.manual_seed(config.seed)
-    regressor = Regressor(model.layout, config.arch, config.input_size, config.pretrained).to(device).train()
+    lineage: dict[str, Any] = {}
+    if config.init:
+        regressor = load_regressor(config.init, device, layout=model.layout, verbose=verbose).train()
+        # the run it started from, so that the file says its whole recipe after --init's file is gone or replaced
+        lineage = {"init_run": {k: regressor.meta[k] for k in INIT_RUN_KEYS if k in regressor.meta}}
+        if (regressor.arch, regressor.input_size) != (config.arch, config.input_size):
+            raise ValueError(f"--init {config.init} is a {regressor.arch} at {regressor.input_size} px; "
+                             f"pass --arch {regressor.arch} --input-size {regressor.input_size} to fine-tune it")
+    else:
+        regressor = Regressor(model.layout, config.arch, config.input_size, config.pretrained).to(device).train()
     scales = regressor.decode(torch.ones(1, regressor.scales.numel(), device=device))
     scales = {k: v[0] for k, v in scales.items()}
     decay = [p for n, p in regressor.named_parameters() if p.ndim > 1]
@@ -334,6 +369,6 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     path = save_regressor(config.out, regressor, steps=steps_done, images_seen=seen, seconds=round(train_seconds, 1),
                           pool_seconds=round(render_seconds, 1), wall_seconds=round(time.perf_counter() - wall, 1),
                           seed=config.seed, config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
-                          metrics=metrics, torch=torch.__version__, device=str(device))
+                          metrics=metrics, torch=torch.__version__, device=str(device), **lineage)
     say(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) after {(time.perf_counter() - wall) / 60:.1f} min in all")
     return path
