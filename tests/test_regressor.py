@@ -198,8 +198,9 @@ def test_the_aligned_shape_term_is_the_benchmarks_shape_error(open_model):
     assert torch.isfinite(predicted["id"].grad).all() and predicted["id"].grad.abs().sum() > 0
     right = regressor_losses(open_model, truth, truth, config, scales, Camera.deng(64))
     assert right["shape_aligned"] < 1e-3 * terms["shape_aligned"]
-    assert "shape_aligned" not in regressor_losses(open_model, zero, truth, RegressorTrainConfig(pool=8, batch=2, photo_size=0),
-                                                   scales, Camera.deng(64))
+    without = regressor_losses(open_model, predicted, truth, RegressorTrainConfig(pool=8, batch=2, photo_size=0), scales, Camera.deng(64))
+    assert "shape_aligned" not in without  # off by default, and when on it is in the total with its weight
+    assert torch.isclose(terms["total"] - without["total"], terms["shape_aligned"])
 
 
 def test_train_regressor_fine_tunes_given_weights(open_model, tmp_path):
@@ -216,8 +217,14 @@ def test_train_regressor_fine_tunes_given_weights(open_model, tmp_path):
     # statistics move in training mode, so only the parameters are compared)
     for (name, a), b in zip(first.named_parameters(), tuned.parameters()):
         assert torch.equal(a, b), name
-    with pytest.raises(ValueError, match="--arch resnet10 --input-size 32"):
+    # with a learning rate, the start's weights move
+    moved = load_regressor(train_regressor(RegressorTrainConfig(**{**tuned_config.__dict__, "lr": 1e-3, "out": str(tmp_path / "c.pt")}),
+                                           model=open_model, verbose=False), verbose=False)
+    assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), moved.parameters()))
+    with pytest.raises(ValueError, match="--arch resnet10 --input-size 32"):  # refused before any face is rendered
         train_regressor(RegressorTrainConfig(**{**tuned_config.__dict__, "input_size": 48}), model=open_model, verbose=False)
+    with pytest.raises(ValueError, match="pass one of them"):
+        RegressorTrainConfig(init=base.out, pretrained=True)
 
 
 def test_train_regressor_writes_a_loadable_file_with_its_run(open_model, tmp_path):

@@ -47,7 +47,13 @@ def train_regressor_command(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    path = train_regressor(config)
+    from facelib.nets import RegressorWeightsError
+
+    try:
+        path = train_regressor(config)
+    except (ValueError, RegressorWeightsError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"to use these weights: FACELIB_REGRESSOR_WEIGHTS={path} (or --regressor-weights {path}); "
           "to replace the bundled ones, pass --out data/weights/regressor.pt")
     return 0

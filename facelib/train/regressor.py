@@ -81,7 +81,8 @@ VERTEX_SCALES = {"id": 0.045, "exp": 0.02, "tex": 0.2}
 the pool (identity 4.8 mm and expression 2.1 mm, in model units of decimetres; albedo 0.33, most of
 it the first component, skin tone), so that each term starts near 1."""
 
-INIT_RUN_KEYS = ("steps", "images_seen", "seconds", "pool_seconds", "wall_seconds", "seed", "config", "torch", "device", "init_run")
+INIT_RUN_KEYS = ("steps", "images_seen", "seconds", "pool_seconds", "wall_seconds", "seed", "config", "metrics", "torch", "device",
+                 "init_run")
 """What a fine-tuning run (``init``) copies from its start's file into its own, under ``init_run``."""
 
 SHAPE_SCALE = 0.035
@@ -150,6 +151,8 @@ class RegressorTrainConfig:
             raise ValueError(f"need steps >= 1 and pool >= batch >= 1, got steps={self.steps}, pool={self.pool}, batch={self.batch}")
         if self.photo_size and self.photo_size < 16:
             raise ValueError(f"photo_size={self.photo_size}: use 0 (off) or at least 16")
+        if self.init and self.pretrained:
+            raise ValueError("--pretrained starts a fresh backbone from ImageNet and --init starts from a weights file: pass one of them")
 
 
 # ---- the pool ------------------------------------------------------------------------------------
@@ -292,20 +295,22 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     if model is None:
         model = load_open_model(level=config.level)
     model = model.to(device)
+    start, lineage = None, {}
+    if config.init:  # read and checked before the pool is rendered (minutes), not after
+        start = load_regressor(config.init, "cpu", layout=model.layout, verbose=verbose)
+        if (start.arch, start.input_size) != (config.arch, config.input_size):
+            raise ValueError(f"--init {config.init} is a {start.arch} at {start.input_size} px; "
+                             f"pass --arch {start.arch} --input-size {start.input_size} to fine-tune it")
+        # the run it started from, so that the file says its whole recipe after --init's file is gone or replaced
+        lineage = {"init_run": {k: start.meta[k] for k in INIT_RUN_KEYS if k in start.meta}}
     pool = render_pool(config.pool, config.input_size, config.seed, config.level, device, config.cache, verbose)
     render_seconds = time.perf_counter() - wall
 
     torch.manual_seed(config.seed)
-    lineage: dict[str, Any] = {}
-    if config.init:
-        regressor = load_regressor(config.init, device, layout=model.layout, verbose=verbose).train()
-        # the run it started from, so that the file says its whole recipe after --init's file is gone or replaced
-        lineage = {"init_run": {k: regressor.meta[k] for k in INIT_RUN_KEYS if k in regressor.meta}}
-        if (regressor.arch, regressor.input_size) != (config.arch, config.input_size):
-            raise ValueError(f"--init {config.init} is a {regressor.arch} at {regressor.input_size} px; "
-                             f"pass --arch {regressor.arch} --input-size {regressor.input_size} to fine-tune it")
-    else:
+    if start is None:
         regressor = Regressor(model.layout, config.arch, config.input_size, config.pretrained).to(device).train()
+    else:
+        regressor = start.to(device).train()
     scales = regressor.decode(torch.ones(1, regressor.scales.numel(), device=device))
     scales = {k: v[0] for k, v in scales.items()}
     decay = [p for n, p in regressor.named_parameters() if p.ndim > 1]
