@@ -162,8 +162,7 @@ def test_the_vertex_terms_weigh_a_component_by_what_it_does(open_model):
     the last; the coefficient term cannot tell them apart."""
     from facelib.train.regressor import VERTEX_SCALES
 
-    zero = {"id": torch.zeros(1, 80), "exp": torch.zeros(1, 64), "tex": torch.zeros(1, 80), "angles": torch.zeros(1, 3),
-            "translation": torch.zeros(1, 3), "gamma": torch.zeros(1, 27)}
+    zero = initial_params(open_model, 1)  # the mean face: every unknown zero
     truth = zero | {"landmarks": torch.zeros(1, 68, 2), "visible": torch.zeros(1, 68, dtype=torch.bool)}
     scales = {k: torch.ones(v.shape[1]) for k, v in zero.items()}
     config = RegressorTrainConfig(pool=8, batch=1, photo_size=0)
@@ -183,8 +182,7 @@ def test_the_aligned_shape_term_is_the_benchmarks_shape_error(open_model):
     from facelib.train.regressor import SHAPE_SCALE
 
     g = torch.Generator().manual_seed(3)
-    zero = {"id": torch.zeros(2, 80), "exp": torch.zeros(2, 64), "tex": torch.zeros(2, 80), "angles": torch.zeros(2, 3),
-            "translation": torch.zeros(2, 3), "gamma": torch.zeros(2, 27)}
+    zero = initial_params(open_model, 2)
     truth = zero | {"id": torch.randn(2, 80, generator=g), "exp": torch.randn(2, 64, generator=g) * 0.5,
                     "landmarks": torch.zeros(2, 68, 2), "visible": torch.zeros(2, 68, dtype=torch.bool)}
     predicted = zero | {"id": (truth["id"] * 0.5).requires_grad_()}
