@@ -182,8 +182,10 @@ class Reconstruction:
 
 
 # ---- stages --------------------------------------------------------------------------------------
-def start_regressor(config: ReconstructConfig, device: torch.device, layout) -> tuple[torch.nn.Module | None, str, str | None]:
-    """The regressor whose prediction starts the fit, found as ``config`` says.
+def start_regressor(config: ReconstructConfig, device: torch.device, model: MorphableModel
+                    ) -> tuple[torch.nn.Module | None, str, str | None]:
+    """The regressor whose prediction starts the fit, found as ``config`` says, for faces of ``model``
+    (its layout is checked, and each face is predicted from its image and its mirror image, averaged).
 
     Returns:
         (the regressor or None, a label of the start for summaries, a note to print when there is
@@ -197,8 +199,8 @@ def start_regressor(config: ReconstructConfig, device: torch.device, layout) -> 
         return None, "mean face (no regressor weights found)", (
             f"no regressor weights (none at {default_weights_path()}): the fit starts from the mean face; "
             "train them with `python -m facelib train-regressor` or pass --regressor-weights PATH")
-    regressor = load_regressor(path, device, layout=layout, verbose=False)
-    return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, {path})", None
+    regressor = load_regressor(path, device, verbose=False, model=model)
+    return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, averaged with the mirror image, {path})", None
 
 
 def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:
@@ -306,7 +308,7 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
     encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
     regressor, init_label = None, "given (callable)" if callable(init) else ("given" if init else "mean face")
     if init is None and config.use_regressor:
-        regressor, init_label, note = start_regressor(config, device, coarse.layout)
+        regressor, init_label, note = start_regressor(config, device, coarse)
         if note:
             say(f"  note: {note}")
     lap("model + networks")

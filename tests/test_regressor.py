@@ -253,7 +253,7 @@ def test_reconstruct_starts_from_the_regressor_or_says_why_not(tmp_path, monkeyp
 
     config = dict(size=96, fit_steps=4, refit_steps=0, refine=RefineConfig(steps=1))
     result = reconstruct(PHOTOS["astronaut"], tmp_path / "a", ReconstructConfig(**config), verbose=False)
-    assert result.summary["init"].startswith("regressor (resnet10, 112 px") and "regress" in result.timings
+    assert result.summary["init"].startswith("regressor (resnet10, 112 px, averaged with the mirror image") and "regress" in result.timings
     monkeypatch.setattr(settings, "DATA_DIR", tmp_path / "empty")
     result = reconstruct(PHOTOS["astronaut"], tmp_path / "b", ReconstructConfig(**config))
     assert "no regressor weights" in capsys.readouterr().out

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("eval-regressor", help="the coarse stage on the synthetic benchmark: mean face, regressor and the fits from each "
                        "(shape mm, expression, 68 landmarks, pose, albedo, skin tone), and the bundled photos")
-    p.add_argument("--weights", default=None, help="a regressor weights file (default: $FACELIB_REGRESSOR_WEIGHTS, then the bundled one)")
+    p.add_argument("--weights", default=None, help="a regressor weights file (default: $FACELIB_REGRESSOR_WEIGHTS, then the bundled one); "
+                   "scored as reconstruct uses it, each face averaged with its mirror image")
     p.add_argument("-n", type=int, default=100, help="benchmark faces (seed 2020)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--fit-steps", type=int, default=None, help="steps of the first fit, as reconstruct (default: fast 100, full 300; 0: no fits)")

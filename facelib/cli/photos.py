@@ -102,7 +102,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
         faces = benchmark(n=args.n, size=config.size, level=config.level, device=device)
         regressor = None
         if config.use_regressor:
-            regressor, _, note = start_regressor(config, device, faces.model.layout)
+            regressor, _, note = start_regressor(config, device, faces.model)
             if note:
                 print(f"note: {note}")
         if config.texture_note:

@@ -62,9 +62,10 @@ def train_regressor_command(args: argparse.Namespace) -> int:
 def eval_regressor_command(args: argparse.Namespace) -> int:
     from facelib.nets import RegressorWeightsError, load_regressor
     from facelib.evaluate.regressor import evaluate_photos, evaluate_regressor
+    from facelib.morphable import load_open_model
 
     try:
-        regressor = load_regressor(args.weights)
+        regressor = load_regressor(args.weights, model=load_open_model(level=0, verbose=False))
     except RegressorWeightsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

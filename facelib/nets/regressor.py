@@ -30,6 +30,13 @@ for one reconstruction; a ResNet-10 at 112 px is small enough to commit and fast
 few ms per face). A GPU user retrains a bigger one (resnet18/50, 224 px, ImageNet start) with the
 same command.
 
+Mirror average. Given the caller's morphable model (``load_regressor(model=...)``, as ``reconstruct``,
+``eval-regressor`` and the texture stage's pool use it), the regressor reads each face twice, the
+crop and the crop flipped left to right, mirrors the second prediction back
+(:class:`~facelib.morphable.mirror.CoefficientMirror`) and averages the two: the part of its error
+that is not left-right symmetric cancels, for one more forward pass (on the benchmark, shape error
+2.47 -> 2.42 mm and 68 landmarks 2.72 -> 2.60 px). Training reads each image once.
+
 Where :func:`load_regressor` finds weights, in this order: an explicit path, the
 ``FACELIB_REGRESSOR_WEIGHTS`` environment variable, the bundled file
 (``facelib.config.DATA_DIR / "weights" / "regressor.pt"``). Files are read with
@@ -49,6 +56,8 @@ from torch import nn
 
 from facelib import config as settings
 from facelib.files import atomic_save
+from facelib.morphable.mirror import CoefficientMirror
+from facelib.morphable.model import MorphableModel
 
 REGRESSOR_WEIGHTS_ENV = "FACELIB_REGRESSOR_WEIGHTS"
 WEIGHTS_FORMAT = "facelib-regressor-1"
@@ -144,6 +153,7 @@ class Regressor(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.source = f"backbone: {self.backbone_source}; head: zero"
         self.meta: dict[str, Any] = {}
+        self.mirror_average: CoefficientMirror | None = None
 
     @property
     def layout(self) -> dict[str, int]:
@@ -187,14 +197,49 @@ class Regressor(nn.Module):
             images: (B, H, W, 3) aligned faces in [0, 1] (any size; resized to ``input_size``).
             return_features: also return the (B, F) pooled feature.
 
+        With :attr:`mirror_average` set (:meth:`average_mirror`), each face is also predicted from
+        its image flipped left to right, and the prediction is the mean of the two, the flipped
+        one mirrored back (:class:`~facelib.morphable.mirror.CoefficientMirror`); the feature is
+        the unflipped image's. Training leaves it off.
+
         Returns:
             {"id": (B, n_id), "exp": (B, n_exp), "tex": (B, n_tex), "angles": (B, 3),
             "translation": (B, 3), "gamma": (B, 27)}: the dict :func:`facelib.fit.fit` takes as
             ``init``; with ``return_features``, (that dict, (B, F)).
         """
-        feature = self.features(images)
-        params = self.decode(self.head(feature))
-        return (params, feature) if return_features else params
+        if self.mirror_average is None:
+            feature = self.features(images)
+            params = self.decode(self.head(feature))
+            return (params, feature) if return_features else params
+        b = images.shape[0]
+        features = self.features(torch.cat([images, images.flip(2)]))
+        both = self.decode(self.head(features))
+        mirrored = self.mirror_average({k: v[b:] for k, v in both.items()})
+        params = {k: (v[:b] + mirrored[k]) / 2 for k, v in both.items()}
+        return (params, features[:b].clone()) if return_features else params  # clone: do not keep the flipped half alive
+
+    def average_mirror(self, mirror: CoefficientMirror | None) -> "Regressor":
+        """Predict each face as the mean of its image's and its mirror image's predictions, or stop.
+
+        The flipped image is a second view of the same face for one more forward pass; averaging
+        cancels the part of the network's error that is not left-right symmetric (on the benchmark
+        the shape error drops by 2 %, ``data/README.md``).
+
+        Args:
+            mirror: the mirror of the model this regressor predicts for (None: one pass per face).
+
+        Returns:
+            The regressor itself.
+
+        Raises:
+            ValueError: the mirror's coefficient groups are not the regressor's sizes.
+        """
+        if mirror is not None:
+            for name in ("id", "exp", "tex"):
+                if mirror.maps[name].shape[0] != self.sizes[name]:
+                    raise ValueError(f"the mirror has {mirror.maps[name].shape[0]} {name} coefficients, the regressor {self.sizes[name]}")
+        self.mirror_average = mirror
+        return self
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -277,7 +322,7 @@ def find_regressor_weights(weights: str | Path | None = None) -> Path | None:
 
 
 def load_regressor(weights: str | Path | None = None, device: str | torch.device | None = None, allow_untrained: bool = False,
-                   layout: Any = None, verbose: bool = True) -> Regressor:
+                   layout: Any = None, verbose: bool = True, model: MorphableModel | None = None) -> Regressor:
     """The regressor with trained weights, in eval mode.
 
     Args:
@@ -288,12 +333,18 @@ def load_regressor(weights: str | Path | None = None, device: str | torch.device
         layout: the coefficient layout the caller's model uses (``model.layout``); when given, a
             file for another layout is refused.
         verbose: print where the weights came from.
+        model: the caller's morphable model. When given, its layout is checked (in place of
+            ``layout``) and the regressor predicts each face as the mean of its image's and its
+            mirror image's predictions (:meth:`Regressor.average_mirror`), as ``reconstruct`` and
+            the shipped numbers use it; without it, one forward pass per face. Any subdivision level
+            of the model gives the same maps.
 
     Raises:
         RegressorWeightsError: no file found (and not ``allow_untrained``), or the file cannot be
             read, was made for another layout, or lacks some of the network's weights.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
+    layout = model.layout if model is not None else layout
     path = find_regressor_weights(weights)
     if weights is None and os.environ.get(REGRESSOR_WEIGHTS_ENV) and not path.is_file():
         raise RegressorWeightsError(f"{REGRESSOR_WEIGHTS_ENV}={path} is not a file; {_instructions()}")
@@ -309,7 +360,7 @@ def load_regressor(weights: str | Path | None = None, device: str | torch.device
         regressor.source = "UNTRAINED (zero head: predicts the mean face)"
         print(f"Regressor: no weights at {path}; using an untrained regressor as asked (allow_untrained=True): it predicts the "
               f"mean face, frontal, ambient light. For trained weights: {_instructions().split('; to start')[0]}")
-        return regressor.to(device).eval()
+        return regressor.to(device).eval()  # the mean face is its own mirror: nothing to average
     payload = read_regressor_file(path)
     stored = payload["layout"]
     if layout is not None:
@@ -336,8 +387,11 @@ def load_regressor(weights: str | Path | None = None, device: str | torch.device
     regressor.load_state_dict({k: state[k].to(expected[k].dtype) for k in expected})
     regressor.source = f"trained weights from {path}"
     regressor.meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    if model is not None:
+        regressor.average_mirror(CoefficientMirror(model))
     if verbose:
-        print(f"Regressor: {payload['arch']} at {payload['input_size']} px, {regressor.source}")
+        averaged = ", averaged with the mirror image" if model is not None else ""
+        print(f"Regressor: {payload['arch']} at {payload['input_size']} px, {regressor.source}{averaged}")
     return regressor.to(device).eval()
 
 

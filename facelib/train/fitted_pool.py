@@ -42,11 +42,12 @@ from facelib.nets.regressor import find_regressor_weights, load_regressor
 from facelib.render import FaceRenderer
 from facelib.train.checkpoint import atomic_save
 
-POOL_FORMAT = "facelib.fitted_pool/4"
+POOL_FORMAT = "facelib.fitted_pool/5"
 """Written into every chunk and part of the pool's folder name: bump it when anything that decides a
 chunk changes (the fit's recipe, the bundled regressor). /2: the 2026-12 regressor, and the fit's prior
 centred on its guess. /3: the refit compares the lips too (:func:`facelib.fit.lips_region`). /4: the
-regressor fine-tuned on the aligned shape error (2026-12-05)."""
+regressor fine-tuned on the aligned shape error (2026-12-05). /5: fine-tuned again on new faces, and
+each face predicted from its image and its mirror image, averaged (2026-12-05)."""
 POOL_SPLIT = "texture-train"
 """The synthetic split of the pool: never the benchmark's ("benchmark"), whatever the seeds."""
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")
@@ -112,7 +113,7 @@ def build_pool(spec: PoolSpec | None = None, verbose: bool = True) -> Path:
     if path is None:
         print("fitted pool: no regressor weights found, the fits start from the mean face (reconstruct does the same then)")
     else:
-        regressor = load_regressor(path, torch.device("cpu"), layout=load_open_model(level=0, verbose=False).layout, verbose=False)
+        regressor = load_regressor(path, torch.device("cpu"), verbose=False, model=load_open_model(level=0, verbose=False))
     chunks = math.ceil(spec.n / spec.chunk)
     begin = time.perf_counter()
     for c in range(chunks):

@@ -62,6 +62,7 @@ from facelib.losses import coefficient_prior, landmark_loss, lighting_prior, pho
 from facelib.morphable import load_open_model
 from facelib.morphable.landmarks import LANDMARK_WEIGHTS_68
 from facelib.morphable.model import MorphableModel
+from facelib.morphable.mirror import CoefficientMirror
 from facelib.nets.regressor import GROUPS, Regressor, load_regressor, save_regressor
 from facelib.render import Camera, FaceRenderer
 
@@ -111,7 +112,8 @@ class RegressorTrainConfig:
         seed: seeds the pool, the initialisation and the batch order.
         init: start from these regressor weights (a fine-tuning run; their arch and input size must
             match) instead of a fresh network; with another ``seed`` than theirs it sees new faces.
-        eval_n: benchmark faces measured after training (0: skip).
+        eval_n: benchmark faces measured after training, as ``load_regressor(model=...)`` predicts them
+            (each averaged with its mirror image; 0: skip).
         cache: cache the rendered pool on disk (under CACHE_DIR).
         device: where training runs (None: CUDA when available).
     """
@@ -369,8 +371,13 @@ def train_regressor(config: RegressorTrainConfig | None = None, model: Morphable
     tail = max(1, steps_done // 20)
     final = {k: round(sum(v[-tail:]) / tail, 6) for k, v in history.items()}
     metrics: dict[str, Any] = {"final_losses": final}
-    if config.eval_n:
-        metrics["benchmark"] = evaluate_regressor(regressor, n=config.eval_n, device=device, verbose=verbose)
+    if config.eval_n:  # measured as it is used: each face averaged with its mirror image (load_regressor(model=...))
+        regressor.average_mirror(CoefficientMirror(model))
+        try:
+            metrics["benchmark"] = {**evaluate_regressor(regressor, n=config.eval_n, device=device, verbose=verbose),
+                                    "mirror_average": True}
+        finally:
+            regressor.average_mirror(None)
     path = save_regressor(config.out, regressor, steps=steps_done, images_seen=seen, seconds=round(train_seconds, 1),
                           pool_seconds=round(render_seconds, 1), wall_seconds=round(time.perf_counter() - wall, 1),
                           seed=config.seed, config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},

@@ -138,10 +138,12 @@ class Trainer(TrainerInputs, TrainerState):
         self.regressor_source = "none (ground-truth coarse stage)"
         if config.coarse == "regressor":
             self.regressor = load_regressor(config.regressor_weights, self.device, config.allow_untrained_regressor,
-                                            layout=self.model.layout, verbose=self.context.is_main)
+                                            verbose=self.context.is_main, model=self.model)
             for q in self.regressor.parameters():
                 q.requires_grad_(False)
-            self.regressor_source = file_digest(find_regressor_weights(config.regressor_weights))
+            # The mirror average changes every coarse input: a checkpoint made without it must not resume with it.
+            self.regressor_source = file_digest(find_regressor_weights(config.regressor_weights)) + (
+                ", averaged with the mirror image" if getattr(self.regressor, "mirror_average", None) is not None else "")
         self.synthetic = self.photos = None
         if config.data in ("synthetic", "mix"):
             self.synthetic = SyntheticFaces(n=config.synthetic_n, size=config.size, seed=config.seed, device=self.device, model=self.model)
