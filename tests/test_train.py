@@ -176,7 +176,8 @@ def test_resume_refuses_another_regressor(tmp_path, monkeypatch):
     Trainer(tiny(tmp_path, steps=1, coarse="regressor")).train()
     Trainer(tiny(tmp_path, steps=1, coarse="regressor"), resume=True)  # the same file: fine
     monkeypatch.setenv(REGRESSOR_WEIGHTS_ENV, str(second))
-    with pytest.raises(CheckpointError, match=r"trained with the regressor sha256:\w+ \(a\.pt\), but now sha256:\w+ \(b\.pt\)"):
+    with pytest.raises(CheckpointError, match=r"trained with the regressor sha256:\w+ \(a\.pt\), averaged with the mirror image, "
+                                            r"but now sha256:\w+ \(b\.pt\)"):
         Trainer(tiny(tmp_path, steps=1, coarse="regressor"), resume=True)
 
 
