@@ -51,7 +51,7 @@ from facelib.refine import RefineConfig, RefineResult, refine
 from facelib.render import FaceRenderer, paste_alpha
 from facelib.viz.overlay import write_overlay
 from facelib.nets import IdentityEncoder
-from facelib.nets.regressor import default_weights_path, find_regressor_weights, load_regressor
+from facelib.nets.regressor import MIRROR_AVERAGED, default_weights_path, find_regressor_weights, load_regressor
 from facelib.viz.viewer import write_viewer
 
 NO_UV_NOTE = ("no texture map: the open face model has no UV coordinates, so the colours are stored per vertex "
@@ -200,7 +200,7 @@ def start_regressor(config: ReconstructConfig, device: torch.device, model: Morp
             f"no regressor weights (none at {default_weights_path()}): the fit starts from the mean face; "
             "train them with `python -m facelib train-regressor` or pass --regressor-weights PATH")
     regressor = load_regressor(path, device, verbose=False, model=model)
-    return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, averaged with the mirror image, {path})", None
+    return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, {MIRROR_AVERAGED}, {path})", None
 
 
 def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:

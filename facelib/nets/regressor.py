@@ -66,6 +66,9 @@ ARCHS = ("resnet10", "resnet18", "resnet50")
 GROUPS = ("id", "exp", "tex", "angles", "translation", "gamma")
 """The output groups, in the head's order; the dict layout of :func:`facelib.fit.initial_params`."""
 TRAIN_COMMAND = "python -m facelib train-regressor"
+MIRROR_AVERAGED = "averaged with the mirror image"
+"""How a regressor that averages each face with its mirror image (:meth:`Regressor.average_mirror`) is
+described in messages, ``reconstruct``'s summary and the trainer's record of its coarse stage."""
 
 OUTPUT_SCALES: dict[str, tuple[float, ...] | float] = {
     "id": 1.0, "exp": 0.8, "tex": 1.0,
@@ -390,7 +393,7 @@ def load_regressor(weights: str | Path | None = None, device: str | torch.device
     if model is not None:
         regressor.average_mirror(CoefficientMirror(model))
     if verbose:
-        averaged = ", averaged with the mirror image" if model is not None else ""
+        averaged = f", {MIRROR_AVERAGED}" if model is not None else ""
         print(f"Regressor: {payload['arch']} at {payload['input_size']} px, {regressor.source}{averaged}")
     return regressor.to(device).eval()
 

@@ -48,7 +48,7 @@ from facelib.gcn import TextureGCN, TextureGCNConfig
 from facelib.gcn.weights import texture_hierarchy
 from facelib.morphable import load_open_model
 from facelib.nets import Discriminator
-from facelib.nets.regressor import find_regressor_weights, load_regressor
+from facelib.nets.regressor import MIRROR_AVERAGED, find_regressor_weights, load_regressor
 from facelib.render import FaceRenderer, Rendering, VertexSamples
 from facelib.render.composite import composite
 from facelib.render.lighting import shade
@@ -143,7 +143,7 @@ class Trainer(TrainerInputs, TrainerState):
                 q.requires_grad_(False)
             # The mirror average changes every coarse input: a checkpoint made without it must not resume with it.
             self.regressor_source = file_digest(find_regressor_weights(config.regressor_weights)) + (
-                ", averaged with the mirror image" if getattr(self.regressor, "mirror_average", None) is not None else "")
+                f", {MIRROR_AVERAGED}" if self.regressor.mirror_average is not None else "")
         self.synthetic = self.photos = None
         if config.data in ("synthetic", "mix"):
             self.synthetic = SyntheticFaces(n=config.synthetic_n, size=config.size, seed=config.seed, device=self.device, model=self.model)
