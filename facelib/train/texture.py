@@ -92,10 +92,8 @@ class TextureTrainConfig:
         identity_every: compute L_id every this many steps (0: never).
         floor: the lowest s4.
         coarse_weight: w_T, the weight of L_vert(T, T') inside the s4 group.
-        albedo_weight: w_a, the weight of the supervised scale-invariant albedo term (0: off). At 2 it
-            outweighed the pixel term and the network gave up 1 dB of re-rendering on real photos for the
-            synthetic faces' albedo; at 1 (the shipped run) both photos re-render above the de-lit photo
-            (``data/README.md``).
+        albedo_weight: w_a, the weight of the supervised scale-invariant albedo term (0: off; ``data/README.md``
+            says why the shipped run used 1, not 2).
         hidden_weight: the hidden-vertex share of L_vert(T_p, T~') (the official code's 0.3).
         seed: model initialisation and batch order.
         checkpoint_every: steps between checkpoints (each also scores the held-out faces into ``holdout.csv``).
