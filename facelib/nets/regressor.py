@@ -34,8 +34,8 @@ Mirror average. Given the caller's morphable model (``load_regressor(model=...)`
 ``eval-regressor`` and the texture stage's pool use it), the regressor reads each face twice, the
 crop and the crop flipped left to right, mirrors the second prediction back
 (:class:`~facelib.morphable.mirror.CoefficientMirror`) and averages the two: the part of its error
-that is not left-right symmetric cancels, for one more forward pass (on the benchmark, shape error
-2.47 -> 2.42 mm and 68 landmarks 2.72 -> 2.60 px). Training reads each image once.
+that is not left-right symmetric cancels, for one more forward pass (``data/README.md`` has what it
+gains on the benchmark). Training reads each image once.
 
 Where :func:`load_regressor` finds weights, in this order: an explicit path, the
 ``FACELIB_REGRESSOR_WEIGHTS`` environment variable, the bundled file
@@ -225,8 +225,7 @@ class Regressor(nn.Module):
         """Predict each face as the mean of its image's and its mirror image's predictions, or stop.
 
         The flipped image is a second view of the same face for one more forward pass; averaging
-        cancels the part of the network's error that is not left-right symmetric (on the benchmark
-        the shape error drops by 2 %, ``data/README.md``).
+        cancels the part of the network's error that is not left-right symmetric.
 
         Args:
             mirror: the mirror of the model this regressor predicts for (None: one pass per face).
