@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from facelib.losses.masks import erode
-from facelib.losses.occluders import occluder_gate
+from facelib.losses.occluders import lips_vertices, occluder_gate
 from facelib.mesh.graph import ring_mean, scipy_adjacency
 from facelib.morphable.model import MorphableModel
 from facelib.render.lighting import unshade
@@ -164,7 +164,8 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
 
             a face's albedo being nearly symmetric (None: no fill).
         occluders: with a ``mask``, weigh the reading by M_face only where M_face points at an occluder
-            (:func:`~facelib.losses.occluder_gate`), not wherever the photo is not skin-coloured.
+            (:func:`~facelib.losses.occluder_gate`, with the lips exempt: :func:`~facelib.losses.lips_vertices`),
+            not wherever the photo is not skin-coloured.
         denoise: lower the confidence where D departs from T by no more than the photo's noise
             (:func:`denoise_confidence` with this strength, after the mirror fill; 0: not).
     """
@@ -177,7 +178,8 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
     confidence = samples.visibility * lit
     if gated:
         skin = mask_at_vertices(mask, fitted)
-        gate = occluder_gate(delit, coarse, confidence, skin, scipy_adjacency(model.triangles, model.num_vertices))
+        gate = occluder_gate(delit, coarse, confidence, skin, scipy_adjacency(model.triangles, model.num_vertices),
+                             exempt=lips_vertices(model))
         confidence = confidence * gate
         read = (confidence > 0).unsqueeze(-1)
         samples = VertexSamples(samples.colors * read, samples.visibility * gate)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from facelib.losses import agreement, occluder_gate
+from facelib.losses.occluders import LIPS_MARGIN
 from facelib.mesh.graph import scipy_adjacency
 
 
@@ -165,3 +166,75 @@ def test_suspects_one_vertex_apart_make_one_occluder():
     bridged = occluder_gate(*args, min_share=0.02, bridge=1)[0]  # 54 suspects, 32 needed
     assert (bridged[dashes] == 0).all()
     assert (bridged[(rows >= 10) & (rows < 12) & ~dashes] == 1).all()  # the clean vertices between agree with the 3DMM
+
+
+def test_exempt_vertices_are_never_occluders():
+    """The band of the first test, declared exempt (as the lips are): the gate leaves it in, and checks the mask's size."""
+    graph, coarse, delit, skin, rows, _ = flat_scene(30)
+    v = coarse.shape[1]
+    band = (rows >= 10) & (rows < 13)
+    delit[0, band] = 0.05
+    skin[0, band] = 0.0
+    args = (delit, coarse, torch.ones(1, v), skin, graph)
+    assert (occluder_gate(*args, min_share=0.05, rings=1)[0][band] == 0).all()  # without: an occluder
+    assert (occluder_gate(*args, min_share=0.05, rings=1, exempt=band)[0] == 1).all()
+    half = band & (torch.arange(v) % 30 < 15)  # half of it exempt: 45 suspects left, 45 needed -> still an occluder
+    gate = occluder_gate(*args, min_share=0.05, rings=1, exempt=half[None])[0]
+    assert (gate[band & ~half] == 0).all()
+    with pytest.raises(ValueError, match="exempt must be"):
+        occluder_gate(*args, exempt=band[:-1])
+
+
+def test_lips_vertices_are_the_lips_and_a_margin_on_the_mean_shape():
+    from facelib.losses import lips_vertices
+    from facelib.morphable import load_open_model
+
+    model = load_open_model(level=0, verbose=False)
+    lips = model.masks["lips"].bool()
+    region = lips_vertices(model)
+    assert region.dtype == torch.bool and region.shape == (model.num_vertices,)
+    assert region[lips].all() and int(region.sum()) > int(lips.sum())
+    assert not (region & model.masks["eyes"].bool()).any() and not (region & model.masks["nose"].bool()).any()
+    # every vertex in it lies within the margin of a lip vertex (the plain reference of the k-d tree)
+    points = model.mean_shape.double()
+    nearest = torch.cdist(points, points[lips]).amin(1)
+    assert torch.equal(region, nearest <= LIPS_MARGIN)
+    assert torch.equal(lips_vertices(model, margin=0.0), lips)
+    bare = type("Bare", (), {"masks": {}, "num_vertices": 7})()
+    assert not lips_vertices(bare).any()
+
+
+def test_on_a_face_with_plum_lipstick_the_gate_reads_the_lips():
+    """A synthetic face whose lips are painted plum (the detail layer's darkest lipstick), M_face from the photo.
+
+    M_face leaves the lips out and they disagree with the 3DMM's lip colour, in a part large enough for an
+    occluder: without the exemption the gate drops them; with it, "occluders" reads them as the plain reading does.
+    """
+    from facelib.data import benchmark
+    from facelib.data.detail import LIPSTICK_COLOURS
+    from facelib.losses import lips_vertices, skin_mask
+    from facelib.mesh.graph import scipy_adjacency
+    from facelib.texture_inputs import texture_inputs
+
+    faces = benchmark(n=1, size=128, level=0, device="cpu")
+    batch = faces.batch([0])
+    params = {k: batch[k] for k in ("id", "exp", "tex", "angles", "translation", "gamma")}
+    model, renderer = faces.model, faces.renderer
+    painted = lips_vertices(model)  # lipstick spilling to the whole exempt region: a part large enough for an occluder
+    albedo = batch["albedo"].clone()
+    albedo[0, painted] = LIPSTICK_COLOURS[2]
+    rendered = renderer.render(model.shape(params["id"], params["exp"]), albedo, params["angles"], params["translation"], params["gamma"])
+    photo = torch.where(rendered.mask[..., None] > 0, rendered.image.clamp(0, 1), batch["image"])
+    m_face = skin_mask(photo, rendered.mask * batch["skin"])
+    plain = texture_inputs(model, renderer, photo, params)
+    gated = texture_inputs(model, renderer, photo, params, m_face, occluders=True)
+    lips = painted & (plain.confidence[0] > 0.5)
+    assert lips.sum() > 30
+    assert torch.allclose(gated.confidence[0, lips], plain.confidence[0, lips])
+    # The same reading without the exemption: the painted lips are taken for an occluder.
+    from facelib.texture_inputs import mask_at_vertices
+    from facelib.losses import occluder_gate
+
+    skin = mask_at_vertices(m_face, plain.fitted)
+    bare = occluder_gate(plain.delit, plain.coarse, plain.confidence, skin, scipy_adjacency(model.triangles, model.num_vertices))
+    assert float(bare[0, lips].mean()) < 0.5
