@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelib.losses import agreement, occluder_gate
+from facelib.losses import agreement, lips_vertices, occluder_gate
 from facelib.losses.occluders import LIPS_MARGIN
 from facelib.mesh.graph import scipy_adjacency
 
@@ -168,9 +168,10 @@ def test_suspects_one_vertex_apart_make_one_occluder():
     assert (bridged[(rows >= 10) & (rows < 12) & ~dashes] == 1).all()  # the clean vertices between agree with the 3DMM
 
 
-def test_exempt_vertices_are_never_occluders():
-    """The band of the first test, declared exempt (as the lips are): the gate leaves it in, and checks the mask's size."""
-    graph, coarse, delit, skin, rows, _ = flat_scene(30)
+def test_exempt_vertices_never_make_an_occluder():
+    """The band of the first test, declared exempt (as the lips are): the gate leaves it in; half of it exempt,
+    the other half is still an occluder whose edge reaches one column into the exempt half; checks the mask's shape."""
+    graph, coarse, delit, skin, rows, cols = flat_scene(30)
     v = coarse.shape[1]
     band = (rows >= 10) & (rows < 13)
     delit[0, band] = 0.05
@@ -178,18 +179,22 @@ def test_exempt_vertices_are_never_occluders():
     args = (delit, coarse, torch.ones(1, v), skin, graph)
     assert (occluder_gate(*args, min_share=0.05, rings=1)[0][band] == 0).all()  # without: an occluder
     assert (occluder_gate(*args, min_share=0.05, rings=1, exempt=band)[0] == 1).all()
-    half = band & (torch.arange(v) % 30 < 15)  # half of it exempt: 45 suspects left, 45 needed -> still an occluder
+    half = band & (cols < 15)  # 45 suspects left, 45 needed: still an occluder
     gate = occluder_gate(*args, min_share=0.05, rings=1, exempt=half[None])[0]
     assert (gate[band & ~half] == 0).all()
-    with pytest.raises(ValueError, match="exempt must be"):
-        occluder_gate(*args, exempt=band[:-1])
+    assert (gate[band & (cols < 14)] == 1).all() and (gate[band & (cols == 14)] == 0).all()  # one ring into it
+    # One mask per face: the second face's band is exempt, the first face's is not.
+    two = occluder_gate(delit.expand(2, -1, -1), coarse.expand(2, -1, -1), torch.ones(2, v), skin.expand(2, -1), graph,
+                        min_share=0.05, rings=1, exempt=torch.stack([torch.zeros_like(band), band]))
+    assert (two[0, band] == 0).all() and (two[1] == 1).all()
+    for bad in (band[:-1], torch.stack([band] * 3), band[None, None]):
+        with pytest.raises(ValueError, match="exempt must be"):
+            occluder_gate(*args, exempt=bad)
 
 
-def test_lips_vertices_are_the_lips_and_a_margin_on_the_mean_shape():
-    from facelib.losses import lips_vertices
-    from facelib.morphable import load_open_model
-
-    model = load_open_model(level=0, verbose=False)
+def test_lips_vertices_are_the_lips_and_a_margin_on_the_mean_shape(open_model):
+    """All the lips, the vertices within the margin of them (a brute-force reference), nothing of the eyes or nose."""
+    model = open_model
     lips = model.masks["lips"].bool()
     region = lips_vertices(model)
     assert region.dtype == torch.bool and region.shape == (model.num_vertices,)
@@ -199,9 +204,12 @@ def test_lips_vertices_are_the_lips_and_a_margin_on_the_mean_shape():
     points = model.mean_shape.double()
     nearest = torch.cdist(points, points[lips]).amin(1)
     assert torch.equal(region, nearest <= LIPS_MARGIN)
-    assert torch.equal(lips_vertices(model, margin=0.0), lips)
+    alone = lips_vertices(model, margin=0.0)
+    assert torch.equal(alone, lips) and alone.data_ptr() != model.masks["lips"].data_ptr()  # a copy, not the model's
     bare = type("Bare", (), {"masks": {}, "num_vertices": 7})()
-    assert not lips_vertices(bare).any()
+    assert not lips_vertices(bare).any() and lips_vertices(bare).shape == (7,)
+    with pytest.raises(ValueError, match="margin"):
+        lips_vertices(model, margin=-0.01)
 
 
 def test_on_a_face_with_plum_lipstick_the_gate_reads_the_lips():
@@ -212,9 +220,8 @@ def test_on_a_face_with_plum_lipstick_the_gate_reads_the_lips():
     """
     from facelib.data import benchmark
     from facelib.data.detail import LIPSTICK_COLOURS
-    from facelib.losses import lips_vertices, skin_mask
-    from facelib.mesh.graph import scipy_adjacency
-    from facelib.texture_inputs import texture_inputs
+    from facelib.losses import skin_mask
+    from facelib.texture_inputs import mask_at_vertices, texture_inputs
 
     faces = benchmark(n=1, size=128, level=0, device="cpu")
     batch = faces.batch([0])
@@ -232,9 +239,6 @@ def test_on_a_face_with_plum_lipstick_the_gate_reads_the_lips():
     assert lips.sum() > 30
     assert torch.allclose(gated.confidence[0, lips], plain.confidence[0, lips])
     # The same reading without the exemption: the painted lips are taken for an occluder.
-    from facelib.texture_inputs import mask_at_vertices
-    from facelib.losses import occluder_gate
-
     skin = mask_at_vertices(m_face, plain.fitted)
     bare = occluder_gate(plain.delit, plain.coarse, plain.confidence, skin, scipy_adjacency(model.triangles, model.num_vertices))
     assert float(bare[0, lips].mean()) < 0.5

@@ -29,11 +29,10 @@ The gate is max(M_face(p_i), a_i) on occluders and 1 elsewhere:
 
     g_i = max(M_face(p_i), a_i)   if i is on (or within ``rings`` of) an occluder,   else 1.
 
-3. **The lips are face.** Lipstick tints the whole mouth away from the 3DMM's lip colour, and the
-   lips are large enough to pass the size test: measured on 112 faces of the fitted texture pool
-   (never the benchmark's), the gate took the lips of nearly every face with a strong tint for an
-   occluder. The caller passes ``exempt`` (:func:`lips_vertices`: the lips and the skin within
-   :data:`LIPS_MARGIN` of them), whose vertices are never suspect.
+Vertices the caller declares ``exempt`` are never suspect: they neither start an occluder nor count
+towards one's size, though an occluder's edge (its ``rings``) can still reach them. The texture
+stage exempts the lips and the skin around them (:func:`lips_vertices`): lipstick tints the whole
+mouth away from both the skin and the 3DMM's lip colour, over a part of the mesh as large as a frame's.
 
 Its thresholds were chosen on synthetic faces of another seed than the benchmark's and on the two
 bundled photos (``data/README.md`` has the numbers). What it cannot do: an occluder of the face's own colours (a hand), or a
@@ -53,24 +52,34 @@ EPS = 0.02
 """Added to both albedos before the log ratio, so that near-black readings do not dominate it."""
 
 LIPS_MARGIN = 0.06
-"""How far around the model's lips (on its mean shape, in model units: 6 mm) :func:`lips_vertices` reaches: the
-lipstick of the synthetic faces and a real mouth's make-up spill a little past the lips' vertex mask."""
+"""How far around the model's lips :func:`lips_vertices` reaches, on its mean shape, in model units (0.06: 6 mm
+on the open model, whose unit is the decimetre): lipstick and a real mouth's make-up spill a little past the
+lips' vertex mask."""
 
 
 def lips_vertices(model, margin: float = LIPS_MARGIN) -> torch.Tensor:
-    """(V,) bool: the model's lips and the vertices within ``margin`` of them on the mean shape.
+    """The model's lips and the vertices within ``margin`` of them on the mean shape.
 
-    These are never occluders for :func:`occluder_gate` (its ``exempt``): make-up is the face's own colour.
+    :func:`occluder_gate`'s ``exempt`` in the texture stage: make-up is the face's own colour, so these
+    vertices never make an occluder.
 
     Args:
-        model: a :class:`~facelib.morphable.MorphableModel`; without a "lips" mask, no vertex.
-        margin: the reach around the lips, in model units (decimetres).
+        model: a :class:`~facelib.morphable.MorphableModel`.
+        margin: the reach around the lips, in model units (0: the lips alone).
+
+    Returns:
+        (V,) bool on the CPU, a new tensor; all False for a model without a "lips" mask.
+
+    Raises:
+        ValueError: a negative margin.
     """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
     lips = model.masks.get("lips")
     if lips is None:
         return torch.zeros(model.num_vertices, dtype=torch.bool)
-    lips = lips.bool().cpu()
-    if margin <= 0 or not bool(lips.any()):
+    lips = lips.bool().cpu().clone()
+    if margin == 0 or not bool(lips.any()):
         return lips
     points = model.mean_shape.detach().reshape(-1, 3).cpu().double().numpy()
     nearest, _ = cKDTree(points[lips.numpy()]).query(points)
@@ -121,7 +130,8 @@ def occluder_gate(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.T
             level-1 open model, about 6 cm^2 of face).
         rings: how many rings of neighbours an occluder grows by.
         bridge: suspects up to 2 x ``bridge`` edges apart count as one part.
-        exempt: (V,) or (B, V) bool, vertices that are never suspect (:func:`lips_vertices`; None: none).
+        exempt: (V,) or (B, V) bool, vertices that are never suspect (:func:`lips_vertices`; None: none);
+            an occluder's ``rings`` can still reach them.
 
     Returns:
         (B, V) gate g in [0, 1] (see the module docstring); multiply the confidence by it.
@@ -134,8 +144,8 @@ def occluder_gate(delit: torch.Tensor, coarse: torch.Tensor, confidence: torch.T
     face_like = torch.maximum(skin.clamp(0, 1), agreement(delit, coarse, confidence, inlier, outlier))
     suspect = (face_like < 0.5) & (confidence > 0)
     if exempt is not None:
-        if exempt.shape[-1] != v:
-            raise ValueError(f"exempt must be (V,) or (B, V) with V = {v}, got {tuple(exempt.shape)}")
+        if tuple(exempt.shape) not in ((v,), (b, v)):
+            raise ValueError(f"exempt must be (V,) or (B, V) = {(b, v)}, got {tuple(exempt.shape)}")
         suspect = suspect & ~exempt.to(suspect.device).bool()
     suspect = suspect.cpu().numpy()
     smallest = max(1, int(round(min_share * v)))
