@@ -1,8 +1,12 @@
-"""Benchmarks: ``python -m facelib bench render|gcn|synthetic`` (speed targets live here, not in timed tests)."""
+"""Benchmarks: ``python -m facelib bench render|gcn|synthetic|train`` (speed targets live here, not in timed tests),
+and ``python -m facelib device-check``: all of them on a GPU in one budgeted run."""
 
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -213,3 +217,141 @@ def bench_train(batches: tuple[int, ...] = (4,), level: int = 0, size: int = 224
         print("  ", proxy)
     print("   on 2 CPU cores: about 2 s per step at batch 2; facelib's aim: >= 500 img/s at batch 64 bf16 on an H200")
     return rows
+
+
+# ---- the device check: every CUDA measurement in one prepared, budgeted run -------------------------
+
+@dataclass(frozen=True)
+class CheckStep:
+    """One command of :func:`device_check`.
+
+    Attributes:
+        name: its key in the report.
+        argv: the command (run from the repository root, in a subprocess of its own).
+        seconds: its time budget; it is stopped (and recorded as timed out) when it runs past it.
+        results: a JSON file the command writes, read into the report (None: only its output's tail).
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    seconds: float
+    results: str | None = None
+
+
+ENVIRONMENT_SCRIPT = (
+    "import json, platform, torch\n"
+    "info = {'python': platform.python_version(), 'torch': torch.__version__, 'cuda': torch.version.cuda,\n"
+    "        'cuda_available': torch.cuda.is_available(), 'threads': torch.get_num_threads()}\n"
+    "if torch.cuda.is_available():\n"
+    "    p = torch.cuda.get_device_properties(0)\n"
+    "    info.update(device=p.name, capability=f'{p.major}.{p.minor}', memory_gib=round(p.total_memory / 2**30, 1),\n"
+    "                bf16=torch.cuda.is_bf16_supported())\n"
+    "for name in ('pytorch3d', 'facenet_pytorch'):\n"
+    "    try:\n"
+    "        info[name] = __import__(name).__version__\n"
+    "    except Exception as err:\n"
+    "        info[name] = f'missing ({type(err).__name__})'\n"
+    "print(json.dumps(info))\n"
+)
+
+
+def device_check_plan(out: str | Path, device: str = "cuda", quick: bool = False) -> list[CheckStep]:
+    """The measurements issue 20 asks of a GPU, most important first, each with its time budget.
+
+    In order: the environment; ``bench render`` at batch 1, 16 and 64 (PyTorch3D at its defaults); ``bench
+    train`` at batch 16 and 64 in bf16, eager, then compiled; real training steps of the GCN stage at the
+    paper's scale (224 px, mesh level 2, ``configs/paper_gpu.yaml``) in bf16 and in fp16, each stopped
+    half-way and resumed from its checkpoint; ``bench gcn``; the test suite's ``cuda`` tests.
+
+    Args:
+        out: the folder for the results files and the training runs.
+        device: the device the benches and the training use.
+        quick: tiny sizes, one-step benches and fp32 training: the plan's plumbing in a minute or two on
+            a CPU (to prepare a device run, not to measure anything).
+    """
+    out = Path(out)
+    facelib = (sys.executable, "-m", "facelib")
+    if quick:
+        render = ("--batch", "1", "--size", "64")
+        train = ("--batch", "2", "--size", "64", "--level", "0", "--steps", "1", "--critic-steps", "1")
+        gcn = ("--batch", "1")
+        paper = ("--size", "64", "--level", "0", "--batch", "2", "--critic-steps", "1", "--synthetic-n", "64")
+        half, steps, precisions = 2, 4, ("off",)
+    else:
+        render = ("--batch", "1", "16", "64")
+        train = ("--batch", "16", "64", "--level", "1", "--steps", "5")
+        gcn = ("--batch", "4", "16", "64")
+        paper = ("--level", "2")
+        half, steps, precisions = 60, 120, ("bf16", "fp16")
+    plan = [CheckStep("environment", (sys.executable, "-c", ENVIRONMENT_SCRIPT), 60),
+            CheckStep("bench render", (*facelib, "bench", "render", *render, "--device", device,
+                                       "--json", str(out / "bench_render.json")), 120, str(out / "bench_render.json"))]
+    for compiled in (False, True):
+        name = "bench train bf16" + (" compiled" if compiled else "")
+        extra = ("--amp",) if not quick else ()
+        plan.append(CheckStep(name, (*facelib, "bench", "train", *train, *extra, *(("--compile",) if compiled else ()),
+                                     "--device", device, "--json", str(out / f"{name.replace(' ', '_')}.json")),
+                              150 if compiled else 100, str(out / f"{name.replace(' ', '_')}.json")))
+    for precision in precisions:
+        run = out / f"paper_{precision}"
+        common = (*facelib, "train", "--config", "configs/paper_gpu.yaml", *paper, "--amp", precision, "--device", device,
+                  "--out", str(run), "--checkpoint-every", str(half), "--no-progress", "--no-tensorboard",
+                  "--ramp", str(steps))  # an explicit ramp: the default is a share of the steps, which the resume changes
+        plan.append(CheckStep(f"train paper scale {precision}, first half", (*common, "--steps", str(half)), 150))
+        plan.append(CheckStep(f"train paper scale {precision}, resumed", (*common, "--steps", str(steps), "--resume"), 150))
+    plan.append(CheckStep("bench gcn", (*facelib, "bench", "gcn", *gcn, "--device", device, "--json", str(out / "bench_gcn.json")),
+                          90, str(out / "bench_gcn.json")))
+    plan.append(CheckStep("cuda tests", (sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests"), 120))
+    return plan
+
+
+def device_check(out: str | Path, plan: list[CheckStep], budget_s: float = 540.0, tail_chars: int = 3000) -> dict:
+    """Runs ``plan`` step by step inside ``budget_s`` seconds and writes ``out/device_check.json`` after each.
+
+    Each step is a subprocess with its own time limit (the smaller of its budget and what is left); a
+    step that fails or runs past its limit is recorded (return code, seconds, the tail of its output)
+    and the next one runs. A step is skipped, and said to be, once less than 20 s (or its budget) is
+    left. The report is rewritten atomically after every step, so a run cut off from outside keeps
+    everything measured before.
+
+    Returns:
+        The report: ``device``-independent metadata and one entry per step.
+    """
+    import json
+    import subprocess
+
+    from facelib.config import REPO_DIR
+    from facelib.files import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "budget_s": budget_s, "steps": []}
+    target = out / "device_check.json"
+    begin = time.perf_counter()
+    for step in plan:
+        left = budget_s - (time.perf_counter() - begin)
+        entry: dict = {"name": step.name, "command": " ".join(step.argv)}
+        if left < min(20.0, step.seconds):
+            entry["skipped"] = f"budget: {left:.0f} s left"
+        else:
+            limit = min(step.seconds, left)
+            start = time.perf_counter()
+            try:
+                done = subprocess.run(step.argv, cwd=REPO_DIR, capture_output=True, text=True, timeout=limit)
+                entry.update(rc=done.returncode, output=(done.stdout + done.stderr)[-tail_chars:])
+            except subprocess.TimeoutExpired as err:
+                text = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (err.stdout, err.stderr))
+                entry.update(rc=None, timed_out=True, output=text[-tail_chars:])
+            entry["seconds"] = round(time.perf_counter() - start, 1)
+            if step.results and Path(step.results).is_file():
+                try:
+                    entry["results"] = json.loads(Path(step.results).read_text())
+                except ValueError as err:
+                    entry["results"] = f"unreadable: {err}"
+        report["steps"].append(entry)
+        atomic_write_text(target, json.dumps(report, indent=1, default=str) + "\n")
+        status = entry.get("skipped") or ("timed out" if entry.get("timed_out") else f"rc {entry['rc']}")
+        print(f"device check: {step.name}: {status} ({entry.get('seconds', 0)} s)", flush=True)
+    report["seconds"] = round(time.perf_counter() - begin, 1)
+    atomic_write_text(target, json.dumps(report, indent=1, default=str) + "\n")
+    return report

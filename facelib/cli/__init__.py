@@ -12,7 +12,7 @@ import sys
 
 from facelib.cli.photos import demo_command, eval_reconstruct_command, reconstruct_command, score_photos_command
 from facelib.cli.record import COMMAND_ARGS
-from facelib.cli.tools import bench_command, build_model_command, data_grids_command, faces_command, results_command
+from facelib.cli.tools import bench_command, build_model_command, data_grids_command, device_check_command, faces_command, results_command
 from facelib.cli.training import evaluate_command, eval_regressor_command, train_command, train_regressor_command, train_texture_command
 
 FACE_MASK_CHOICES = ("occluders", "skin", "off")
@@ -208,6 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True, help="train: L_id (FaceNet on R')")
     p.add_argument("--json", default=None, help="write the results here instead of results/bench_WHAT.json")
     p.set_defaults(func=bench_command)
+
+    p = sub.add_parser("device-check", help="every GPU measurement of the course in one budgeted run (benches, paper-scale "
+                       "training with a resume in bf16 and fp16, the cuda tests), one JSON report",
+                       description="Runs the measurements issue 20 asks of a GPU, most important first, each in its own "
+                       "process with its own time limit, inside one overall budget, and writes OUT/device_check.json after "
+                       "every step (a run cut off keeps what it measured). --quick runs the same plan at toy sizes, to check "
+                       "it on a CPU before spending device time.")
+    p.add_argument("--out", required=True, help="folder for the report, the benches' results files and the training runs")
+    p.add_argument("--budget", type=float, default=540.0, help="seconds for the whole plan (default %(default)s)")
+    p.add_argument("--device", default="cuda", help="device for the benches and the training (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="toy sizes and fp32: the plan's plumbing, not measurements")
+    p.set_defaults(func=device_check_command)
 
     p = sub.add_parser("results", help="the README's tables of measurements, made from the results files (results/*.json)")
     p.add_argument("--readme", action="store_true", help="write them into README.md between its results markers")

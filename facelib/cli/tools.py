@@ -1,4 +1,4 @@
-"""The tool commands: ``build-model``, ``faces``, ``data-grids``, ``bench`` and ``results``."""
+"""The tool commands: ``build-model``, ``faces``, ``data-grids``, ``bench``, ``device-check`` and ``results``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,18 @@ def bench_command(args: argparse.Namespace) -> int:
     # The device the benches chose (CUDA when there is one): its name goes into the results file.
     write_command_results(f"bench_{args.what}", {"rows": rows}, args.json, bench_device(args.device))
     return 0
+
+
+def device_check_command(args: argparse.Namespace) -> int:
+    """Runs :func:`facelib.bench.device_check_plan` inside the budget; 1 when a step failed or timed out."""
+    from facelib.bench import device_check, device_check_plan
+
+    report = device_check(args.out, device_check_plan(args.out, args.device, args.quick), args.budget)
+    failed = [s["name"] for s in report["steps"] if s.get("timed_out") or s.get("rc") not in (0, None)]
+    skipped = [s["name"] for s in report["steps"] if "skipped" in s]
+    print(f"device check: {len(report['steps']) - len(failed) - len(skipped)} steps done, failed or timed out: "
+          f"{', '.join(failed) or 'none'}; skipped for the budget: {', '.join(skipped) or 'none'}; report {Path(args.out) / 'device_check.json'}")
+    return 1 if failed else 0
 
 
 def results_command(args: argparse.Namespace) -> int:

@@ -189,6 +189,8 @@ def _rasterize_pytorch3d(screen: torch.Tensor, faces: torch.Tensor, size: tuple[
 
     PyTorch3D works in its NDC space (+x left, +y up, the shorter image side spanning [-1, 1]);
     the screen-space vertices are mapped there exactly, so both backends see the same triangles.
+    It runs at its default settings, as its users run it: naive rasterisation on the CPU,
+    coarse-to-fine binning on CUDA (``bin_size=None``).
     """
     try:
         from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
@@ -205,7 +207,7 @@ def _rasterize_pytorch3d(screen: torch.Tensor, faces: torch.Tensor, size: tuple[
     meshes = Meshes(verts=list(ndc), faces=[faces] * b)
     p2f, zbuf, bary, _ = rasterize_meshes(
         meshes, image_size=(h, w), blur_radius=0.0, faces_per_pixel=1,
-        perspective_correct=True, cull_backfaces=cull_backfaces, bin_size=0,
+        perspective_correct=True, cull_backfaces=cull_backfaces, bin_size=None,
     )
     p2f = p2f[..., 0]
     offsets = torch.arange(b, device=screen.device).view(b, 1, 1) * faces.shape[0]
