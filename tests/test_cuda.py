@@ -70,7 +70,7 @@ def test_the_trainer_trains_and_resumes_in_mixed_precision_on_cuda(tmp_path, amp
     """Two steps, a checkpoint, then two more from it: finite losses in both halves, the step count carried on."""
     settings = dict(batch=2, size=64, level=0, gcn="small", coarse="truth", allow_untrained_facenet=True, critic_steps=1,
                     critic_width=8, synthetic_n=8, progress=False, tensorboard=False, face_mask="none", amp=amp, device="cuda",
-                    out=str(tmp_path / "run"), checkpoint_every=2)
+                    out=str(tmp_path / "run"), checkpoint_every=2, ramp=1)  # an explicit ramp: the resume changes the steps
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this card has no bf16")
     first = Trainer(TrainConfig(**settings, steps=2))

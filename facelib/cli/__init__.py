@@ -209,16 +209,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="write the results here instead of results/bench_WHAT.json")
     p.set_defaults(func=bench_command)
 
-    p = sub.add_parser("device-check", help="every GPU measurement of the course in one budgeted run (benches, paper-scale "
-                       "training with a resume in bf16 and fp16, the cuda tests), one JSON report",
-                       description="Runs the measurements issue 20 asks of a GPU, most important first, each in its own "
+    p = sub.add_parser("device-check", help="the course's GPU measurements in one budgeted run (the cuda tests, the render, train "
+                       "and gcn benches, paper-scale training with a resume in bf16 and fp16), one JSON report",
+                       description="Runs the measurements the course needs from a GPU, most important first, each in its own "
                        "process with its own time limit, inside one overall budget, and writes OUT/device_check.json after "
                        "every step (a run cut off keeps what it measured). --quick runs the same plan at toy sizes, to check "
                        "it on a CPU before spending device time.")
     p.add_argument("--out", required=True, help="folder for the report, the benches' results files and the training runs")
     p.add_argument("--budget", type=float, default=540.0, help="seconds for the whole plan (default %(default)s)")
-    p.add_argument("--device", default="cuda", help="device for the benches and the training (default %(default)s)")
+    p.add_argument("--device", default=None, help="device for the benches and the training (default: cuda; cpu with --quick)")
     p.add_argument("--quick", action="store_true", help="toy sizes and fp32: the plan's plumbing, not measurements")
+    p.add_argument("--runs", default=None, help="folder for the training runs, whose checkpoints are large (default: under the "
+                   "system's temporary folder, not under --out)")
+    p.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                   help="run only the steps whose names contain one of these (e.g. a second call: --only compiled gcn)")
     p.set_defaults(func=device_check_command)
 
     p = sub.add_parser("results", help="the README's tables of measurements, made from the results files (results/*.json)")

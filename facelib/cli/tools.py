@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -54,7 +55,13 @@ def device_check_command(args: argparse.Namespace) -> int:
     """Runs :func:`facelib.bench.device_check_plan` inside the budget; 1 when a step failed or timed out."""
     from facelib.bench import device_check, device_check_plan
 
-    report = device_check(args.out, device_check_plan(args.out, args.device, args.quick), args.budget)
+    plan = device_check_plan(args.out, args.device or ("cpu" if args.quick else "cuda"), args.quick, args.runs)
+    if args.only:
+        plan = [step for step in plan if any(text in step.name for text in args.only)]
+        if not plan:
+            print(f"error: no step's name contains any of {args.only}", file=sys.stderr)
+            return 2
+    report = device_check(args.out, plan, args.budget)
     failed = [s["name"] for s in report["steps"] if s.get("timed_out") or s.get("rc") not in (0, None)]
     skipped = [s["name"] for s in report["steps"] if "skipped" in s]
     print(f"device check: {len(report['steps']) - len(failed) - len(skipped)} steps done, failed or timed out: "
