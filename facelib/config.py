@@ -8,8 +8,10 @@ off even under CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -88,3 +90,27 @@ def find_weights(explicit: str | Path | None, env: str, bundled: Path) -> Path |
     if os.environ.get(env):
         return Path(os.environ[env])
     return bundled if bundled.is_file() else None
+
+
+@contextlib.contextmanager
+def repeatable(device: torch.device) -> Iterator[None]:
+    """PyTorch's deterministic algorithms while the block runs, on the CPU; the setting before is restored.
+
+    Why: with several CPU threads, ``index_put_(accumulate=True)`` (the backward of gathering per-vertex
+    values, in every fit step) adds in a varying order, and a fit of a few hundred steps amplifies
+    those last-bit differences into visibly different coefficients, so the same photo would not give
+    the same face twice. The deterministic CPU kernels add in a fixed order. On CUDA nothing changes:
+    some of the ops used have no deterministic CUDA kernel and would raise.
+
+    Args:
+        device: the device the block computes on.
+    """
+    if device.type != "cpu" or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False, warn_only=warn_only)

@@ -244,6 +244,9 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
                 verbose: bool = True) -> Reconstruction:
     """Reconstructs the largest face of a photo and writes the results into ``out_dir``.
 
+    On the CPU the same photo and settings give the same result every time
+    (:func:`facelib.config.repeatable`).
+
     Args:
         photo_path: a photo (JPEG, PNG, ... anything :func:`~facelib.data.load_rgb` reads).
         out_dir: the output folder (created). Written there: ``face_3dmm.obj/.ply`` (fitted shape,
@@ -268,6 +271,13 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         facelib.nets.RegressorWeightsError: regressor weights were given (or found) but cannot be used.
     """
     config = config or ReconstructConfig()
+    with settings.repeatable(settings.get_device(config.device, verbose=False)):
+        return _reconstruct(photo_path, out_dir, config, init, verbose)
+
+
+def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: ReconstructConfig, init: Init | None,
+                 verbose: bool) -> Reconstruction:
+    """:func:`reconstruct`'s stages (its docstring says what they do)."""
     photo_path, out_dir = Path(photo_path), Path(out_dir)
     timings: dict[str, float] = {}
     say = print if verbose else (lambda *args, **kwargs: None)

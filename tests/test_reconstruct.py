@@ -431,3 +431,21 @@ def test_cli_reconstruct_says_which_face_and_notes_a_grayscale_photo(face_png, t
         assert colours and max(max(c) - min(c) for c in colours) < 2e-3, name
     boxes = summary["faces"]["boxes"]
     assert summary["detection"]["box"] == boxes[1] and boxes[1][0] > 192  # the small face, on the right
+
+
+def test_reconstruct_gives_the_same_face_twice_on_the_cpu(face_png, tmp_path):
+    """With two threads a fit's backward adds in a varying order and hundreds of steps amplify it; reconstruct runs
+    PyTorch's deterministic kernels (facelib.config.repeatable) and puts the setting back afterwards."""
+    from facelib.reconstruct import ReconstructConfig, reconstruct
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the suite runs each worker on one thread, where the order never varies
+    try:
+        config = ReconstructConfig(size=128, fit_steps=100, refit_steps=20)
+        first, second = (reconstruct(face_png, tmp_path / str(i), config, verbose=False) for i in range(2))
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in first.params.items():
+        assert torch.equal(value, second.params[key]), key
+    assert torch.equal(first.albedo_gcn, second.albedo_gcn)
+    assert not torch.are_deterministic_algorithms_enabled()
