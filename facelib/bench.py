@@ -340,7 +340,7 @@ def _read_results(path: Path) -> object:
     text = path.read_text()
     if path.suffix == ".csv":
         lines = text.strip().splitlines()
-        return {"rows": max(len(lines) - 1, 0), "header": lines[0] if lines else "", "last": lines[-3:][1 if len(lines) <= 3 else 0:]}
+        return {"rows": max(len(lines) - 1, 0), "header": lines[0] if lines else "", "last": lines[1:][-3:]}
     try:
         return json.loads(text)
     except ValueError as err:
@@ -390,7 +390,7 @@ def device_check(out: str | Path, plan: list[CheckStep], budget_s: float = 540.0
 
     Returns:
         The report: ``started`` (UTC), ``budget_s``, ``seconds`` and ``steps``, one dict per step with its
-        ``name``, ``command`` and either ``skipped`` or ``rc`` (None when killed), ``seconds``, ``stdout``,
+        ``name``, ``command`` and either ``skipped`` or ``rc`` (negative: the signal that ended it), ``seconds``, ``stdout``,
         ``stderr``, ``timed_out`` where it ran past its limit and ``results`` where its results file exists.
     """
     import json

@@ -271,12 +271,13 @@ def reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruct
         facelib.nets.RegressorWeightsError: regressor weights were given (or found) but cannot be used.
     """
     config = config or ReconstructConfig()
-    with settings.repeatable(settings.get_device(config.device, verbose=False)):
-        return _reconstruct(photo_path, out_dir, config, init, verbose)
+    device = settings.get_device(config.device, verbose=False)
+    with settings.repeatable(device):
+        return _reconstruct(photo_path, out_dir, config, init, verbose, device)
 
 
 def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: ReconstructConfig, init: Init | None,
-                 verbose: bool) -> Reconstruction:
+                 verbose: bool, device: torch.device) -> Reconstruction:
     """:func:`reconstruct`'s stages (its docstring says what they do)."""
     photo_path, out_dir = Path(photo_path), Path(out_dir)
     timings: dict[str, float] = {}
@@ -311,7 +312,6 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
         say(f"  note: {GRAYSCALE_NOTE}")
     lap("detect + align")
 
-    device = settings.get_device(config.device, verbose=False)
     base = load_open_model(level=0, verbose=verbose)  # subdivision and hierarchies are built on the CPU
     hierarchy = texture_hierarchy(base, config.level)
     coarse, model = base.to(device), base.subdivided(config.level).to(device)

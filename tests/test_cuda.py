@@ -11,7 +11,8 @@ import torch
 
 from facelib.bench import grid_mesh
 from facelib.render import Camera, FaceRenderer, rasterize
-from facelib.train import TrainConfig, Trainer
+from facelib.train import Trainer
+from test_train import tiny
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")
@@ -68,15 +69,14 @@ def test_the_texture_gcn_on_cuda_matches_the_cpu(open_model):
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_the_trainer_trains_and_resumes_in_mixed_precision_on_cuda(tmp_path, amp):
     """Two steps, a checkpoint, then two more from it: finite losses in both halves, the step count carried on."""
-    settings = dict(batch=2, size=64, level=0, gcn="small", coarse="truth", allow_untrained_facenet=True, critic_steps=1,
-                    critic_width=8, synthetic_n=8, progress=False, tensorboard=False, face_mask="none", amp=amp, device="cuda",
-                    out=str(tmp_path / "run"), checkpoint_every=2, ramp=1)  # an explicit ramp: the resume changes the steps
+    # test_train's tiny set-up at 64 px; an explicit ramp, since the resume changes the steps
+    settings = dict(size=64, amp=amp, device="cuda", checkpoint_every=2, ramp=1)
     if amp == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this card has no bf16")
-    first = Trainer(TrainConfig(**settings, steps=2))
+    first = Trainer(tiny(tmp_path, **settings, steps=2))
     history = first.train()
     assert first.step == 2 and all(math.isfinite(v) for v in history["total"])
-    second = Trainer(TrainConfig(**settings, steps=4), resume=True)
+    second = Trainer(tiny(tmp_path, **settings, steps=4), resume=True)
     assert second.step == 2
     history = second.train()
     assert second.step == 4 and all(math.isfinite(v) for v in history["total"])

@@ -62,8 +62,8 @@ def device_check_command(args: argparse.Namespace) -> int:
             print(f"error: no step's name contains any of {args.only}", file=sys.stderr)
             return 2
     report = device_check(args.out, plan, args.budget)
-    failed = [s["name"] for s in report["steps"] if s.get("timed_out") or s.get("rc") not in (0, None)]
     skipped = [s["name"] for s in report["steps"] if "skipped" in s]
+    failed = [s["name"] for s in report["steps"] if "skipped" not in s and (s.get("timed_out") or s["rc"] != 0)]
     print(f"device check: {len(report['steps']) - len(failed) - len(skipped)} steps done, failed or timed out: "
           f"{', '.join(failed) or 'none'}; skipped for the budget: {', '.join(skipped) or 'none'}; report {Path(args.out) / 'device_check.json'}")
     return 1 if failed else 0
