@@ -48,7 +48,7 @@ from facelib.data import AlignedFace, align_faces, load_rgb
 from facelib.data.images import image_to_tensor
 from facelib.evaluate.photos import photo_scores, start_denoise
 from facelib.files import atomic_write_text
-from facelib.fit import FitResult, fit_with_skin_mask
+from facelib.fit import FitResult, fit_with_skin_mask, project_landmarks
 from facelib.losses import grayscale as grayscale_colours, grayscale_photometric_loss, photometric_loss
 from facelib.gcn.weights import bundled_texture_weights, find_texture_weights, texture_hierarchy
 from facelib.mesh.io import write_obj, write_ply
@@ -384,6 +384,10 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
                                                photometric=grayscale_photometric_loss if grayscale else photometric_loss)
     fitted = second or first
     params = fitted.params
+    if points.shape[1] == 68:  # how closely the fitted face's landmarks follow dlib's (at the crop's size)
+        with torch.no_grad():
+            residual = (project_landmarks(coarse, params, renderer0.camera) - points).norm(dim=-1).mean()
+        landmark_report["fit_residual_px"] = round(float(residual), 2)
     lap("fit + skin mask + refit")
 
     renderer = FaceRenderer.for_model(model, config.size)

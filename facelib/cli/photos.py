@@ -170,7 +170,8 @@ def score_photos_command(args: argparse.Namespace) -> int:
             print(f"{photo}: skipped ({err})", file=sys.stderr)
             failed.append(str(photo))
             continue
-        rows[str(photo)] = result.summary["scores"] | {"overlay": str(result.files["overlay"])}
+        landmarks = {k: v for k, v in result.summary["landmarks"].items() if k != "points"}
+        rows[str(photo)] = result.summary["scores"] | {"overlay": str(result.files["overlay"]), "landmarks": landmarks}
         print(f"{photo.name}: overlay {result.files['overlay']}")
     if not rows:
         return 1
