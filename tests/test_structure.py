@@ -56,7 +56,6 @@ LONG_MODULES: dict[str, str] = {
     "facelib.gcn.texture": "the paper's network: Refiner, Decoder and CombineNet share TextureGCNConfig and are read together",
     "facelib.mesh.hierarchy": "one class, MeshHierarchy: quadric and subdivision hierarchies and their sampling matrices",
     "facelib.morphable.builder": "one recipe: the open face model built from the MakeHuman assets, step after step",
-    "facelib.nets.dlib_resnet": "one port: dlib's network, the file format its weights come in and their cache (the chip is in dlib_chip)",
 }
 
 

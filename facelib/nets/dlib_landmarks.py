@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -266,3 +267,31 @@ average sit from MTCNN's before they are not trusted (11 px at 224; the bundled 
 def five_point_gap(landmarks: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """(B,) the mean distance between the five alignment points of ``landmarks`` (B, 68, 2) and ``points`` (B, 5, 2), in pixels."""
     return (five_from_68(landmarks) - points.to(landmarks)).norm(dim=-1).mean(-1)
+
+
+def fit_landmarks(crop: torch.Tensor, points: torch.Tensor, count: int = 68) -> tuple[torch.Tensor, dict[str, Any], str | None]:
+    """The landmarks a fit matches on a photo: dlib's 68 on the aligned crop, or MTCNN's five (``reconstruct`` and lesson 06).
+
+    Args:
+        crop: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five MTCNN points.
+        count: 68 or 5 (:attr:`facelib.reconstruct.ReconstructConfig.landmarks`).
+
+    Returns:
+        ((1, K, 2) the landmarks, K = 68 or 5; what was used and why, for ``summary.json``; a note to
+        show when 68 were asked for and the five are used instead, else None).
+    """
+    mtcnn = {"count": 5, "source": "MTCNN (eye centres, nose tip, mouth corners)"}
+    if count == 5:
+        return points, mtcnn | {"why": "asked for (--landmarks 5)"}, None
+    try:
+        detector = load_landmark_detector()
+    except LandmarkDetectorError as err:
+        return points, mtcnn | {"why": str(err)}, f"the fit matches MTCNN's five points only: {err}"
+    found = detector(crop, box_from_points(points.float().cpu(), detector.mean_shape)).to(points)
+    gap = float(five_point_gap(found, points)[0])
+    if gap > AGREEMENT * crop.shape[-2]:
+        why = (f"dlib's 68 landmarks put the eyes, nose tip and mouth corners {gap:.1f} px from MTCNN's on average "
+               f"(more than {AGREEMENT:.0%} of the {crop.shape[-2]}-px crop): the fit matches MTCNN's five points only")
+        return points, mtcnn | {"why": why}, why
+    return found, {"count": 68, "source": f"dlib's shape predictor ({DLIB_LANDMARKS_68_FILE})",
+                   "five_point_gap_px": round(gap, 2), "points": [[round(float(v), 2) for v in p] for p in found[0]]}, None
