@@ -67,3 +67,18 @@ def test_evaluate_regressor_scores_four_methods_and_the_subsets(capsys):
     assert set(far["yaw_deg_with_turned"]) == set(result["methods"])
     without = evaluate_regressor(None, n=2, size=64, batch=2, verbose=False)
     assert list(without["methods"]) == [MEAN_FACE] and "vs_mean_face" not in without
+
+
+def test_evaluate_photos_fits_the_landmarks_reconstruct_fits():
+    from facelib.evaluate.regressor import evaluate_photos
+    from facelib.nets import load_regressor
+    from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, dlib_model_path
+
+    result = evaluate_photos(load_regressor(verbose=False), verbose=False)  # 128 px, 100 steps, as eval-regressor --photos
+    for rows in result.values():
+        if dlib_model_path(DLIB_LANDMARKS_68_FILE) is None:
+            assert rows["landmarks"] == 5 and "start_68pt_px" not in rows["regressor"]
+            continue
+        assert rows["landmarks"] == 68
+        for row in (rows["regressor"], rows["mean_face"]):  # the fit follows dlib's landmarks, from either start
+            assert row["fit_68pt_px"] < min(row["start_68pt_px"], 2.0)
