@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-SEED_PATTERNS = ("open_face_model_*.npz", "hierarchy/hierarchy-*.npz", "identity/*.pt")
+SEED_PATTERNS = ("open_face_model_*.npz", "hierarchy/hierarchy-*.npz", "identity/*.pt", "landmarks/*.pt")
 """The cache files copied in: the open model (~8 MB, ~20 s to build), mesh hierarchies (~1 MB each,
-seconds each) and dlib's converted network (~22 MB). Pools and aligned folders are left out: they are
+seconds each), dlib's converted network (~22 MB) and its parsed 68-point landmark detector (~65 MB, ~10 s to parse). Pools and aligned folders are left out: they are
 large, and tests that make them use their own folders."""
 
 TEMP_PREFIX = "facelib-test-cache-"

@@ -133,7 +133,7 @@ def fit(model: MorphableModel, target: torch.Tensor, landmarks: torch.Tensor, re
         prior_mean: where the coefficient prior is centred, per coefficient group ("id", "exp",
             "tex"; default: zero, the mean face). Centred on a regressor's guess, the prior is the
             regressor's belief rather than the mean face's: it no longer pulls a smile or a narrow
-            face back towards the average while the five landmarks cannot say otherwise.
+            face back towards the average where the landmarks cannot say otherwise.
 
     Returns:
         :class:`FitResult`.
@@ -287,7 +287,8 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
 
     Args:
         model: the morphable model (level 0 is enough: the coefficients do not depend on the mesh level).
-        photo: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five landmarks.
+        photo: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five landmarks or (1, 68, 2) its 68
+            (:func:`facelib.nets.dlib_landmarks.fit_landmarks`).
         renderer: a renderer of ``model`` at S.
         fit_steps, refit_steps: steps of the two fits (refit_steps = 0 skips the refit).
         init: start values of the first fit (e.g. a regressor's prediction).

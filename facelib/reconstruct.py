@@ -100,7 +100,7 @@ class ReconstructConfig:
             bundled ``data/weights/regressor.pt``).
         use_regressor: start the fit from the regressor's prediction (False: from the mean face).
         prior_at_regressor: centre the fit's coefficient prior on the regressor's prediction, not on the
-            mean face, so that the fit keeps the identity and expression the regressor saw where five
+            mean face, so that the fit keeps the identity and expression the regressor saw where the
             landmarks and the skin's colours cannot tell (measured by ``python -m facelib eval-regressor``;
             ``data/README.md`` gives the numbers).
         facenet_weights: a local FaceNet weights file (see :class:`~facelib.nets.IdentityEncoder`).
@@ -342,7 +342,7 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
     points, landmark_report, note = fit_landmarks(crop, aligned.points[None].to(device), config.landmarks)
     if note:
         say(f"  note: {note}")
-    lap(f"landmarks ({points.shape[1]})")
+    lap("landmarks")
     if regressor is not None:
         with torch.no_grad():
             start = regressor(crop)
@@ -358,7 +358,7 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
     if points.shape[1] == 68:  # how closely the fitted face's landmarks follow dlib's (at the crop's size)
         with torch.no_grad():
             residual = (project_landmarks(coarse, params, renderer0.camera) - points).norm(dim=-1).mean()
-        landmark_report["fit_residual_px"] = round(float(residual), 2)
+        landmark_report["fit_residual_px"] = round(float(residual), 2)  # unweighted (the fit weighs the nose and inner lips 20x)
     lap("fit + skin mask + refit")
 
     renderer = FaceRenderer.for_model(model, config.size)

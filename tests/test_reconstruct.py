@@ -69,6 +69,8 @@ def test_cli_reconstruct_writes_every_output(face_png, tmp_path, capsys):
     assert summary["init"].startswith("regressor (") and "no UV coordinates" in summary["texture_map"]
     assert set(summary["timings_s"]) >= {"detect + align", "fit + skin mask + refit", "texture refinement", "export", "total"}
     assert len(summary["coefficients"]["id"]) == 80 and summary["detection"]["score"] > 0.9
+    landmarks = summary["landmarks"]  # dlib's 68 of the crop, or the five and why (a rendered face is not a photo)
+    assert (landmarks["count"] == 68 and len(landmarks["points"]) == 68 and landmarks["fit_residual_px"] >= 0) or landmarks["why"]
     v = summary["mesh"]["vertices"]
     for name in ("face_3dmm", "face_gcn"):
         vertices, triangles, colors = read_obj(out / f"{name}.obj")
@@ -157,6 +159,10 @@ def test_cli_score_photos_tabulates_every_method(face_png, tmp_path, capsys):
     assert list(rows["photos"]) == [str(face_png)] and rows["failed"] == [str(tmp_path / "absent.jpg")]
     scores = rows["photos"][str(face_png)]
     assert {"3dmm", "gcn", "photo de-lit"} <= set(scores) and Path(scores["overlay"]).is_file()
+    # which landmarks each photo was fitted to, and why when not the 68 asked for
+    assert rows["landmarks"] == 68 and scores["landmarks"]["count"] in (5, 68) and "points" not in scores["landmarks"]
+    assert f"fitted to {scores['landmarks']['count']} landmarks" in captured.out
+    assert scores["landmarks"]["count"] == 68 or scores["landmarks"]["why"] in captured.out
 
 
 def test_refine_lowers_the_albedo_error_of_a_synthetic_face():
@@ -500,3 +506,16 @@ def test_the_fit_falls_back_to_five_points_and_says_why(grace_crop, monkeypatch)
     assert note.startswith("the fit matches MTCNN's five points only: dlib's 68-point landmark detector is not installed")
     with pytest.raises(ValueError, match="68 .* or 5"):
         reconstruct.ReconstructConfig(landmarks=7)
+
+
+def test_landmarks_option_is_for_photos_only(capsys):
+    with pytest.raises(SystemExit):  # the benchmark fits its true five points: the option does not exist there
+        main(["eval-reconstruct", "--landmarks", "5"])
+    assert "unrecognized arguments: --landmarks" in capsys.readouterr().err
+    from facelib.cli.photos import reconstruct_config
+    import argparse
+
+    args = argparse.Namespace(size=None, level=None, face=None, landmarks=5, no_face_mask=False, face_mask=None, steps=None,
+                              finetune=None, per_image=False, gcn_weights=None, no_regressor=False, regressor_weights=None,
+                              facenet_weights=None, device=None)
+    assert reconstruct_config(args).landmarks == 5

