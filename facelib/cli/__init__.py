@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", "--n", type=int, default=24,
                    help="benchmark faces (seed 2020; default %(default)s; about 5 s each on two CPU cores with FACELIB_FAST=1)")
     p.add_argument("--eval-batch", type=int, default=8, help="benchmark faces fitted and refined together (default %(default)s)")
+    p.add_argument("--true-landmarks", type=int, choices=(5, 68), default=5,
+                   help="the fit matches the five of each face's true landmarks that MTCNN would find (default, the recorded "
+                        "protocol) or all 68, as reconstruct fits dlib's 68 on a photo")
     p.add_argument("--json", default=None, help="write the results here instead of the default results/ file")
     p.add_argument("--compare-weights", nargs="+", default=(), metavar="PATH",
                    help="other TextureGCN weights to score on the same fits, each a method named after its file "

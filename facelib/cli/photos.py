@@ -110,9 +110,11 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
             print(f"note: {config.texture_note}")
         encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True)
         # checks --gcn-weights before any work
-        methods = benchmark_methods(faces, config.level, config, regressor, encoder=encoder, compare=compare)
+        methods = benchmark_methods(faces, config.level, config, regressor, encoder=encoder, compare=compare,
+                                    true_landmarks=args.true_landmarks)
         print(f"facelib eval-reconstruct: {args.n} benchmark faces (seed 2020) at {config.size} px, mesh level {config.level}, "
-              f"on {device}: regress, fit {config.fit_steps} + refit {config.refit_steps} steps with M_face, "
+              f"on {device}: regress, fit {config.fit_steps} + refit {config.refit_steps} steps with M_face "
+              f"to {args.true_landmarks} true landmarks, "
               f"refine {'with ' + str(config.gcn_weights) if config.gcn_weights else str(config.refine.steps) + ' steps per image'}"
               + "".join(f"; also {name}" for name in compare))
         print(f"identity network: {encoder.source}")
@@ -133,7 +135,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
     rows = {name: s.mean() for name, s in scores.items()}
     mode = "fast" if settings.FAST else "full"
     write_command_results(f"eval_reconstruct_{mode}_n{args.n}", {
-        "faces": args.n, "size": config.size, "level": config.level, "seconds": seconds,
+        "faces": args.n, "size": config.size, "level": config.level, "true_landmarks": args.true_landmarks, "seconds": seconds,
         "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None,
         "compare_weights": {name: Path(path) for name, path in compare.items()},
         "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json, device)

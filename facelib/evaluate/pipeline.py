@@ -32,12 +32,13 @@ DELIT_REFERENCE = "photo de-lit (reference)"
 
 
 def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None, regressor: torch.nn.Module | None = None,
-                      encoder: torch.nn.Module | None = None, compare: dict[str, str | Path] | None = None) -> dict[str, Callable]:
+                      encoder: torch.nn.Module | None = None, compare: dict[str, str | Path] | None = None,
+                      true_landmarks: int = 5) -> dict[str, Callable]:
     """This pipeline as methods of :func:`facelib.evaluate.evaluate`: 3DMM only, refined, and a yardstick.
 
     Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
-    the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true 68
-    landmarks stand in for MTCNN's five, because detection is not what is measured here), and the
+    the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true landmarks
+    stand in for the detected ones, because detection is not what is measured here), and the
     texture refinement on the benchmark's mesh. The methods share one run per batch and the same
     fitted geometry and light, so their difference is the refinement alone.
 
@@ -52,12 +53,17 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         compare: name -> other dataset-trained TextureGCN weights, each run on the same fits as a method of
             its own, with the same ``config.refine`` (so fine-tuned too when it fine-tunes), e.g. a new
             training run against the shipped weights: the fits cost the time, a forward pass does not.
+        true_landmarks: 5, the fit matches the five of the faces' true 68 that MTCNN would find, or 68,
+            all of them, as ``reconstruct`` fits dlib's 68 on a photo (perfectly detected: dlib's
+            detector itself cannot be measured on these faces, see :mod:`facelib.reconstruct`).
 
     Returns:
         {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',
         :data:`DELIT_REFERENCE`: :func:`delit_reference`, the yardstick, :data:`FIDELITY_START`: the
         trained network's starting point, and each of ``compare``}.
     """
+    if true_landmarks not in (5, 68):
+        raise ValueError(f"true_landmarks={true_landmarks}: the fit matches 5 or 68 of the true landmarks")
     compare = dict(compare or {})
     config = config or ReconstructConfig()
     name = "GCN refined (trained)" if config.gcn_weights is not None else "GCN refined (per image)"
@@ -91,7 +97,8 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
             with torch.no_grad():
                 start = regressor.to(photo.device)(photo)
         model0, renderer0 = level0(photo.device)
-        first, second, m_face = fit_with_skin_mask(model0, photo, five_from_68(batch["landmarks"]), renderer0,
+        points = batch["landmarks"] if true_landmarks == 68 else five_from_68(batch["landmarks"])
+        first, second, m_face = fit_with_skin_mask(model0, photo, points, renderer0,
                                                    config.fit_steps, config.refit_steps, start,
                                                    prior_at_init=config.prior_at_regressor)
         params = (second or first).params
