@@ -347,8 +347,17 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
                  "is a yardstick", "Lower errors and distances are better", "id dist", "PSNR"):
         assert name in printed
     rows = json.loads(out.read_text())
-    assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 4
+    assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 4 and rows["true_landmarks"] == 5
     assert all(0 < m["albedo_face"] < 1 for m in rows["methods"].values())
+    # the fit can match all 68 true landmarks instead (as reconstruct fits dlib's 68): the same faces, another fit
+    assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--true-landmarks", "68", "--json", str(out)]) == 0
+    assert "to 68 true landmarks" in capsys.readouterr().out
+    rows68 = json.loads(out.read_text())
+    assert rows68["true_landmarks"] == 68 and rows68["methods"] != rows["methods"]
+    from facelib.evaluate.pipeline import benchmark_methods
+
+    with pytest.raises(ValueError, match="5 or 68"):
+        benchmark_methods(None, 0, true_landmarks=7)
     assert main(["eval-reconstruct", "-n", "1"]) == 2
     assert "at least 2 faces" in capsys.readouterr().err
     assert main(["eval-reconstruct", "--gcn-weights", "w.pt", "--steps", "5"]) == 2
