@@ -12,7 +12,7 @@ It lives at the repository root (not in tests/) because pytest loads a folder's 
 when it collects that folder: ``pytest solutions/00_welcome.ipynb`` never loads tests/conftest.py.
 
 Seeding: building the open model takes about 20 s and converting dlib's network a few more, so the
-expensive, small, machine-independent files of the user's cache (:data:`SEED_PATTERNS`, about 30 MB)
+expensive, small, machine-independent files of the user's cache (:data:`SEED_PATTERNS`, about 95 MB)
 are copied into the temporary folder when they exist. The user's cache is only read. Where it has
 none, facelib builds them into the temporary folder as on a new machine.
 """

@@ -19,7 +19,8 @@ start values for the fit, or a callable that maps the aligned crop (1, S, S, 3) 
 The fit matches dlib's 68 landmarks of the crop (:func:`~facelib.nets.dlib_landmarks.fit_landmarks`): five points fix where the
 face is, but not how wide it is, where the brows sit or how far the lips part. On the bundled photos
 the 68 make the fitted face narrower and keep the astronaut's smile (``data/README.md``).
-The synthetic benchmark keeps the true five points: dlib's detector, trained on photos, misplaces
+The synthetic benchmark keeps the true five points by default (``eval-reconstruct --true-landmarks 68``
+fits all 68, hidden ones included): dlib's detector, trained on photos, misplaces
 the landmarks of the synthetic faces (about 9 px at 224 px), which have no hair and little contrast.
 
 The open face model has no UV coordinates, so there is no texture map: colours live on the

@@ -187,3 +187,39 @@ def test_the_cache_is_written_once_and_a_damaged_one_is_refused(tmp_path, monkey
     target.write_bytes(b"not a torch file")
     with pytest.raises(LandmarkDetectorError, match="(?s)cannot read the cached dlib's 68-point landmark detector.*delete"):
         load_landmark_state()
+
+
+@needs_file
+@pytest.mark.parametrize("damage, message", [
+    (lambda a: a.update(idx1=a["idx1"].float()), "int64"),
+    (lambda a: a.update(anchors=-a["anchors"]), "do not exist"),
+    (lambda a: a.update(idx2=a["idx2"] + 10_000), "do not exist"),
+    (lambda a: a.update(leaves=a["leaves"][:, :, :-1]), "leaves has shape"),
+    (lambda a: a.update(threshold=a["threshold"].clone().fill_(float("nan"))), "NaN or infinite"),
+    (lambda a: a.update(mean_shape=a["mean_shape"][:67]), "mean_shape has shape"),
+    (lambda a: a.update(idx1=a["idx1"][:0]), "do not describe a cascade"),
+    (lambda a: a.pop("deltas"), "lacks the detector's arrays"),
+])
+def test_a_damaged_cascade_is_refused_with_what_to_do(detector, damage, message):
+    from facelib.nets.dlib_landmarks import _check_state
+
+    arrays = dict(detector.arrays)
+    damage(arrays)
+    with pytest.raises(LandmarkDetectorError, match=f"{message}.*the fix"):
+        _check_state(arrays, "somewhere", "the fix")
+
+
+@needs_file
+def test_a_cache_that_cannot_be_written_is_announced_not_fatal(tmp_path, monkeypatch, detector):
+    from facelib.nets import dlib_files, dlib_landmarks
+
+    monkeypatch.setattr(settings, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(dlib_landmarks, "read_shape_predictor_file", lambda path: dict(detector.arrays))
+
+    def full(*args, **kwargs):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(dlib_files, "atomic_save", full)
+    with pytest.warns(UserWarning, match="could not be cached.*parsed again next time"):
+        arrays, _ = load_landmark_state()
+    assert arrays["leaves"].shape == detector.arrays["leaves"].shape

@@ -134,7 +134,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
     print(f"time: {seconds:.0f} s for {args.n} faces (fits, refinement and yardstick)")
     rows = {name: s.mean() for name, s in scores.items()}
     mode = "fast" if settings.FAST else "full"
-    write_command_results(f"eval_reconstruct_{mode}_n{args.n}", {
+    write_command_results(f"eval_reconstruct_{mode}_n{args.n}" + ("_lm68" if args.true_landmarks == 68 else ""), {
         "faces": args.n, "size": config.size, "level": config.level, "true_landmarks": args.true_landmarks, "seconds": seconds,
         "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None,
         "compare_weights": {name: Path(path) for name, path in compare.items()},

@@ -54,8 +54,9 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
             its own, with the same ``config.refine`` (so fine-tuned too when it fine-tunes), e.g. a new
             training run against the shipped weights: the fits cost the time, a forward pass does not.
         true_landmarks: 5, the fit matches the five of the faces' true 68 that MTCNN would find, or 68,
-            all of them, as ``reconstruct`` fits dlib's 68 on a photo (perfectly detected: dlib's
-            detector itself cannot be measured on these faces, see :mod:`facelib.reconstruct`).
+            all of them, as ``reconstruct`` fits dlib's 68 on a photo (perfectly detected, and the jaw
+            points a turned face hides included, which no detector sees: dlib's detector itself cannot
+            be measured on these faces, see :mod:`facelib.reconstruct`).
 
     Returns:
         {:data:`BENCHMARK_BASELINE`: 3DMM only, "GCN refined (per image)" or "GCN refined (trained)": T',

@@ -89,7 +89,7 @@ def load_parsed(name: str, path: str | Path | None, what: str, error: type[Excep
     if target is not None:
         try:
             atomic_save({"format": cache_format, "source": str(path), "source_sha256": file_sha256(path), key: tensors}, target)
-        except OSError as err:  # a read-only or full cache: the parsed tensors are still good
+        except (OSError, RuntimeError) as err:  # a read-only or full cache (torch's writer raises RuntimeError): the tensors are good
             warnings.warn(f"{what} could not be cached at {target} ({err}); it is parsed again next time", stacklevel=3)
     return tensors, path
 

