@@ -146,25 +146,20 @@ class DlibReader:
     def floats(self, count: int) -> np.ndarray:
         """(count,) float64: ``count`` floats in a row (the inner loop of :meth:`float`, without NaN or inf)."""
         data, pos, take = self.data, self.pos, int.from_bytes
-        mantissa, exponent = np.empty(count, np.int64), np.empty(count, np.int64)
+        values = np.empty(2 * count, np.int64)  # mantissa, exponent, mantissa, ...: two integers per float
         try:
-            for i in range(count):
+            for i in range(2 * count):
                 control = data[pos]
                 if not 0 < control & 0x0F <= 8 or control & 0x70:
                     raise DlibFormatError(f"byte {pos} is not a float's control byte (0x{control:02x})")
                 value = take(data[pos + 1:pos + 1 + (control & 0x0F)], "little")
                 pos += 1 + (control & 0x0F)
-                mantissa[i] = -value if control & 0x80 else value
-                control = data[pos]
-                if not 0 < control & 0x0F <= 8 or control & 0x70:
-                    raise DlibFormatError(f"byte {pos} is not a float's control byte (0x{control:02x})")
-                value = take(data[pos + 1:pos + 1 + (control & 0x0F)], "little")
-                pos += 1 + (control & 0x0F)
-                exponent[i] = -value if control & 0x80 else value
+                values[i] = -value if control & 0x80 else value
         except IndexError:
             raise DlibFormatError(f"the file ends at byte {len(data)} inside a run of {count} floats (truncated?)") from None
         except OverflowError:
             raise DlibFormatError(f"a float before byte {pos} has a mantissa larger than 64 bits") from None
+        mantissa, exponent = values[0::2], values[1::2]
         if pos > len(data):
             raise DlibFormatError(f"the file ends at byte {len(data)} inside a run of {count} floats (truncated?)")
         if (exponent >= 32000).any() or (np.abs(exponent) > 1100).any():
