@@ -82,6 +82,30 @@ def test_the_prior_can_be_centred_on_a_guess(open_model):
         fit(open_model, image, points, config=config, prior_mean={"angles": torch.zeros(1, 3)})
 
 
+def test_the_prior_at_a_regressor_guess_is_looser(open_model, monkeypatch):
+    # fit_with_skin_mask weighs the coefficient prior at PRIOR_AT_INIT_WEIGHT in both fits when it is
+    # centred on a guess, and at FitConfig's default when it is centred on the mean face.
+    import facelib.fit as fitting
+
+    seen = []
+
+    def spy(*args, config=None, prior_mean=None, **kwargs):
+        seen.append((config.coef_weight, prior_mean is not None))
+        return real(*args, config=config, prior_mean=prior_mean, **kwargs)
+
+    real = fitting.fit
+    monkeypatch.setattr(fitting, "fit", spy)
+    renderer = FaceRenderer.for_model(open_model, 48)
+    photo, points = torch.rand(1, 48, 48, 3), torch.full((1, 5, 2), 24.0) + torch.randn(1, 5, 2)
+    guess = {k: torch.zeros(1, n) for k, n in (("id", 80), ("exp", 64), ("tex", 80))}
+    for init, at_init in ((guess, True), (guess, False), (None, True)):
+        seen.clear()
+        fitting.fit_with_skin_mask(open_model, photo, points, renderer, 2, 1, init, prior_at_init=at_init)
+        centred = at_init and init is not None
+        assert seen == [(fitting.PRIOR_AT_INIT_WEIGHT if centred else FitConfig().coef_weight, centred)] * 2
+    assert fitting.PRIOR_AT_INIT_WEIGHT < FitConfig().coef_weight
+
+
 def test_the_grayscale_term_sees_brightness_not_hue():
     from facelib.losses import grayscale, grayscale_photometric_loss
 

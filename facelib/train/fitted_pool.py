@@ -42,12 +42,13 @@ from facelib.nets.regressor import find_regressor_weights, load_regressor
 from facelib.render import FaceRenderer
 from facelib.train.checkpoint import atomic_save
 
-POOL_FORMAT = "facelib.fitted_pool/5"
+POOL_FORMAT = "facelib.fitted_pool/6"
 """Written into every chunk and part of the pool's folder name: bump it when anything that decides a
 chunk changes (the fit's recipe, the bundled regressor). /2: the 2026-12 regressor, and the fit's prior
 centred on its guess. /3: the refit compares the lips too (:func:`facelib.fit.lips_region`). /4: the
 regressor fine-tuned on the aligned shape error (2026-12-05). /5: fine-tuned again on new faces, and
-each face predicted from its image and its mirror image, averaged (2026-12-05)."""
+each face predicted from its image and its mirror image, averaged (2026-12-05). /6: the prior centred on the
+regressor's guess weighs :data:`facelib.fit.PRIOR_AT_INIT_WEIGHT` (2026-12-07)."""
 POOL_SPLIT = "texture-train"
 """The synthetic split of the pool: never the benchmark's ("benchmark"), whatever the seeds."""
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")
