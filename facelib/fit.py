@@ -310,7 +310,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     """
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
-    centre = {k: init[k] for k in ("id", "exp", "tex") if k in init} if prior_at_init and init is not None else None
+    centre = ({k: init[k] for k in ("id", "exp", "tex") if k in init} or None) if prior_at_init and init is not None else None
     prior = {"coef_weight": PRIOR_AT_INIT_WEIGHT} if centre is not None else {}
     first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0, **prior), init=init, prior_mean=centre,
                 photometric=photometric)

@@ -103,7 +103,8 @@ class ReconstructConfig:
         prior_at_regressor: centre the fit's coefficient prior on the regressor's prediction, not on the
             mean face, so that the fit keeps the identity and expression the regressor saw where the
             landmarks and the skin's colours cannot tell (measured by ``python -m facelib eval-regressor``;
-            ``data/README.md`` gives the numbers).
+            ``data/README.md`` gives the numbers), and weigh it :data:`facelib.fit.PRIOR_AT_INIT_WEIGHT`
+            rather than the mean face's 2e-3 (False: both as for a fit from the mean face).
         facenet_weights: a local FaceNet weights file (see :class:`~facelib.nets.IdentityEncoder`).
         download_facenet: try to download FaceNet's weights when none are here (off: offline first;
             without them dlib's pretrained network is the identity network, see

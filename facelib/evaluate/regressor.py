@@ -122,7 +122,8 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
         n, size, seed: the benchmark. device: where to run. batch: faces per batch.
         fit_steps, refit_steps: the fits' steps (0: no fits).
         prior_at_init: the fit from the regressor centres its coefficient prior on the regressor's
-            guess (:func:`facelib.fit.fit_with_skin_mask`), as ``reconstruct`` does by default.
+            guess, at the looser weight :data:`facelib.fit.PRIOR_AT_INIT_WEIGHT`
+            (:func:`facelib.fit.fit_with_skin_mask`), as ``reconstruct`` does by default.
         fewer_steps: (fit, refit) steps of one more fit from the regressor, to see whether its start
             reaches the mean face's result in fewer steps (None: not run).
         turned_faces: this many more faces turned 60-75 degrees (:data:`FAR_TURNED`), scored by every
