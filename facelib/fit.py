@@ -280,6 +280,12 @@ geometry back from what the photo shows: on 40 synthetic faces (seed 7, 224 px, 
 face's vertices landed 1.67 px from their true places in the image at 2e-3, 1.29 px at 5e-4 and 0.97 px at 1e-4."""
 
 
+def prior_weight(centre: dict[str, torch.Tensor] | None) -> float:
+    """:attr:`FitConfig.coef_weight` for a coefficient prior centred on ``centre`` (:func:`fit`'s ``prior_mean``):
+    :data:`PRIOR_AT_INIT_WEIGHT` when it is centred on a guess, :class:`FitConfig`'s default at the mean face (None)."""
+    return PRIOR_AT_INIT_WEIGHT if centre else FitConfig.coef_weight
+
+
 def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch.Tensor, renderer: FaceRenderer,
                        fit_steps: int, refit_steps: int, init: dict[str, torch.Tensor] | None = None,
                        prior_at_init: bool = False,
@@ -311,8 +317,8 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
     centre = ({k: init[k] for k in ("id", "exp", "tex") if k in init} or None) if prior_at_init and init is not None else None
-    prior = {"coef_weight": PRIOR_AT_INIT_WEIGHT} if centre is not None else {}
-    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0, **prior), init=init, prior_mean=centre,
+    weight = prior_weight(centre)
+    first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0, coef_weight=weight), init=init, prior_mean=centre,
                 photometric=photometric)
     where_skin = skin_region(model, first)
     m_face = skin_mask(photo, where_skin)
@@ -320,6 +326,6 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
         return first, None, m_face
     second = fit(model, photo, points, renderer, mask=torch.maximum(m_face, lips_region(model, first, photo, m_face * where_skin)),
                  init=first.params,
-                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0, **prior), prior_mean=centre,
+                 config=FitConfig(steps=refit_steps, landmark_steps=0, frames=0, coef_weight=weight), prior_mean=centre,
                  photometric=photometric)
     return first, second, m_face

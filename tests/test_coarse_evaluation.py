@@ -69,12 +69,23 @@ def test_evaluate_regressor_scores_four_methods_and_the_subsets(capsys):
     assert list(without["methods"]) == [MEAN_FACE] and "vs_mean_face" not in without
 
 
-def test_evaluate_photos_fits_the_landmarks_reconstruct_fits():
+def test_evaluate_photos_fits_the_landmarks_reconstruct_fits(monkeypatch):
+    from facelib.evaluate import regressor as evaluation
     from facelib.evaluate.regressor import evaluate_photos
+    from facelib.fit import PRIOR_AT_INIT_WEIGHT, FitConfig
     from facelib.nets import load_regressor
     from facelib.nets.dlib_files import DLIB_LANDMARKS_68_FILE, dlib_model_path
 
+    weights, real = [], evaluation.fit
+
+    def spy(*args, config=None, prior_mean=None, **kwargs):
+        weights.append((prior_mean is not None, config.coef_weight))
+        return real(*args, config=config, prior_mean=prior_mean, **kwargs)
+
+    monkeypatch.setattr(evaluation, "fit", spy)
     result = evaluate_photos(load_regressor(verbose=False), verbose=False)  # 128 px, 100 steps, as eval-regressor --photos
+    # the prior weighed as reconstruct weighs it: loose at the regressor's guess, the default at the mean face
+    assert weights == [(True, PRIOR_AT_INIT_WEIGHT), (False, FitConfig().coef_weight)] * len(result)
     for rows in result.values():
         if dlib_model_path(DLIB_LANDMARKS_68_FILE) is None:
             assert rows["landmarks"] == 5 and "start_68pt_px" not in rows["regressor"]

@@ -104,6 +104,8 @@ def test_the_prior_at_a_regressor_guess_is_looser(open_model, monkeypatch):
         centred = at_init and init is not None
         assert seen == [(fitting.PRIOR_AT_INIT_WEIGHT if centred else FitConfig().coef_weight, centred)] * 2
     assert fitting.PRIOR_AT_INIT_WEIGHT < FitConfig().coef_weight
+    assert fitting.prior_weight(guess) == fitting.PRIOR_AT_INIT_WEIGHT
+    assert fitting.prior_weight(None) == fitting.prior_weight({}) == FitConfig().coef_weight
 
 
 def test_the_grayscale_term_sees_brightness_not_hue():

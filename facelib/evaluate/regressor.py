@@ -15,7 +15,7 @@ from facelib.data import BENCHMARK_SEED, PHOTOS, SyntheticConfig, SyntheticFaces
 from facelib.evaluate.bootstrap import paired_improvement
 from facelib.evaluate.colour import SKIN_TONE_BANDS, ciede2000, skin_tone_band, srgb_to_lab, typology_angle
 from facelib.evaluate.metrics import aligned_vertex_error, scale_invariant_error
-from facelib.fit import FitConfig, bare_skin, fit, fit_with_skin_mask, initial_params, project_landmarks, render_params
+from facelib.fit import FitConfig, bare_skin, fit, fit_with_skin_mask, initial_params, prior_weight, project_landmarks, render_params
 from facelib.morphable import MorphableModel, load_open_model
 from facelib.morphable.landmarks import five_from_68
 from facelib.nets.dlib_landmarks import fit_landmarks
@@ -258,7 +258,8 @@ def evaluate_photos(regressor: Regressor, size: int = 128, steps: int = 100, ver
 
     Each photo is aligned (:func:`facelib.data.align_face`, ``size`` px, as the reconstruct
     pipeline does in fast mode) and fitted with :func:`facelib.fit.fit` (``steps`` steps, default
-    :class:`~facelib.fit.FitConfig`) to the landmarks ``reconstruct`` fits
+    :class:`~facelib.fit.FitConfig`, the prior weighed as ``reconstruct`` weighs it,
+    :func:`~facelib.fit.prior_weight`) to the landmarks ``reconstruct`` fits
     (:func:`~facelib.nets.dlib_landmarks.fit_landmarks`: dlib's 68, or MTCNN's five without them).
     Reported per photo and start, in pixels at ``size``: the five-point error (against MTCNN's) and,
     with dlib's landmarks, the 68-point error (against dlib's) of the start and of the fit; and the
@@ -285,7 +286,8 @@ def evaluate_photos(regressor: Regressor, size: int = 128, steps: int = 100, ver
             with torch.no_grad():
                 q0 = project_landmarks(model, start, renderer.camera)
             centre = {k: start[k] for k in ("id", "exp", "tex")} if start_name == "regressor" else None  # as reconstruct fits
-            result = fit(model, crop, targets, renderer, config=FitConfig(steps=steps, frames=0), init=start, prior_mean=centre)
+            result = fit(model, crop, targets, renderer, config=FitConfig(steps=steps, frames=0, coef_weight=prior_weight(centre)), init=start,
+                         prior_mean=centre)
             q1 = result.rendering.landmarks
             row = {"start_5pt_px": round(float((five_from_68(q0) - points).norm(dim=-1).mean()), 3),
                    "fit_5pt_px": round(float((five_from_68(q1) - points).norm(dim=-1).mean()), 3)}
