@@ -109,6 +109,36 @@ def test_improvement_table_reports_each_method_against_the_baseline():
         improvement_table(scores, "nope")
 
 
+def test_detail_split_scores_the_detailed_and_the_plain_faces_apart():
+    from facelib.evaluate import DETAIL_SHARE_SPLIT, Scores, detail_split, detail_split_table
+
+    gen = torch.Generator().manual_seed(6)
+    base = 0.02 + 0.01 * torch.rand(40, generator=gen)
+    share = torch.cat([torch.full((25,), 0.3), torch.full((15,), 0.02)])  # 25 detailed faces, then 15 plain ones
+    method = torch.cat([base[:25] * 0.9, base[25:] * 1.5])  # better where there is detail, worse where there is none
+    scores = {"base": Scores("base", albedo={"face_si": base}, detail_share=share),
+              "gcn": Scores("gcn", albedo={"face_si": method}, detail_share=share)}
+    split = detail_split(scores, "base")
+    assert list(split) == ["gcn"] and split["gcn"]["detailed"]["faces"] == 25 and split["gcn"]["plain"]["faces"] == 15
+    assert split["gcn"]["detailed"]["change"] == pytest.approx(-0.10) and split["gcn"]["plain"]["change"] == pytest.approx(0.50)
+    # every detailed face changes by exactly -10 %, so every bootstrap draw does too
+    assert split["gcn"]["detailed"]["low"] == pytest.approx(-0.10) and split["gcn"]["detailed"]["high"] == pytest.approx(-0.10)
+    assert split["gcn"]["plain"]["baseline"] == pytest.approx(float(base[25:].mean()))
+    lines = detail_split_table(scores, "base").splitlines()
+    assert f"at least {100 * DETAIL_SHARE_SPLIT:.0f} %" in lines[0] and len(lines) == 3
+    assert "detailed (25 faces)" in lines[1] and "-10.00 %" in lines[1] and "plain (15 faces)" in lines[2] and "+50.00 %" in lines[2]
+    one = {k: Scores(k, albedo={"face_si": v.albedo["face_si"]}, detail_share=torch.cat([share[:39], torch.tensor([0.5])]))
+           for k, v in scores.items()}  # a face moved: 14 plain faces left, still enough
+    assert detail_split(one, "base")["gcn"]["plain"]["faces"] == 14
+    lone = {k: Scores(k, albedo={"face_si": v.albedo["face_si"]}, detail_share=torch.full((40,), 0.3).index_fill(0, torch.tensor([0]), 0.0))
+            for k, v in scores.items()}  # one plain face: no interval for that group
+    assert "plain (1 faces)" in detail_split_table(lone, "base").splitlines()[2].split("  n/a")[0]
+    with pytest.raises(ValueError, match="no detail share"):
+        detail_split({k: Scores(k, albedo={"face_si": base}) for k in ("base", "gcn")}, "base")
+    with pytest.raises(ValueError, match="baseline 'nope'"):
+        detail_split(scores, "nope")
+
+
 def test_once_per_batch_runs_its_work_once_for_each_batch():
     from facelib.evaluate import once_per_batch
 

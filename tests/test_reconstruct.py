@@ -344,10 +344,13 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--json", str(out)]) == 0
     printed = " ".join(capsys.readouterr().out.split())  # the legend is wrapped
     for name in ("3DMM only (regress + fit)", "GCN refined (per image)", "photo de-lit (reference)", "95 % interval",
-                 "is a yardstick", "Lower errors and distances are better", "id dist", "PSNR"):
+                 "is a yardstick", "Lower errors and distances are better", "id dist", "PSNR", "face_si against",
+                 "('plain')"):
         assert name in printed
     rows = json.loads(out.read_text())
     assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 4 and rows["true_landmarks"] == 5
+    split = rows["face_si_by_detail_share"]  # every method but the baseline, each on both groups of faces
+    assert len(split) == 3 and all(g["detailed"]["faces"] + g["plain"]["faces"] == 2 for g in split.values())
     assert all(0 < m["albedo_face"] < 1 for m in rows["methods"].values())
     # the fit can match all 68 true landmarks instead (as reconstruct fits dlib's 68): the same faces, another fit
     assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--true-landmarks", "68", "--json", str(out)]) == 0

@@ -84,7 +84,8 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
 
     from facelib import config as settings
     from facelib.data import benchmark
-    from facelib.evaluate import TABLE_LEGEND, evaluate, improvement_table, score_change_table, table
+    from facelib.evaluate import (TABLE_LEGEND, detail_split, detail_split_table, evaluate, improvement_table,
+                                  score_change_table, table)
     from facelib.nets import FaceNetWeightsError, IdentityEncoder, RegressorWeightsError
     from facelib.evaluate.pipeline import BENCHMARK_BASELINE, DELIT_REFERENCE, benchmark_methods
     from facelib.reconstruct import start_regressor
@@ -131,6 +132,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
                         "fitted light could reach.", 110))
     print(improvement_table(scores, BENCHMARK_BASELINE))
     print(score_change_table(scores, BENCHMARK_BASELINE))
+    print(detail_split_table(scores, BENCHMARK_BASELINE))
     print(f"time: {seconds:.0f} s for {args.n} faces (fits, refinement and yardstick)")
     rows = {name: s.mean() for name, s in scores.items()}
     mode = "fast" if settings.FAST else "full"
@@ -138,7 +140,8 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
         "faces": args.n, "size": config.size, "level": config.level, "true_landmarks": args.true_landmarks, "seconds": seconds,
         "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None,
         "compare_weights": {name: Path(path) for name, path in compare.items()},
-        "identity_network": getattr(encoder, "name", None), "methods": rows}, args.json, device)
+        "identity_network": getattr(encoder, "name", None), "methods": rows,
+        "face_si_by_detail_share": detail_split(scores, BENCHMARK_BASELINE)}, args.json, device)
     return 0
 
 

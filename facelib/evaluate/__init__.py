@@ -49,12 +49,13 @@ These last ones (from ``regressor`` on) compose the fit, the pipeline and the tr
 package's ``__init__`` does not import them: ``from facelib.evaluate.runs import ...``.
 """
 
-from facelib.evaluate.benchmark import (ALBEDO_ERRORS, DETAIL_THRESHOLD, TABLE_LEGEND, VERTEX_SETS, Method, Prediction, Scores,
-                                        evaluate, ground_truth, improvement_table, once_per_batch, score_change_table, table,
-                                        truth_masks)
+from facelib.evaluate.benchmark import (ALBEDO_ERRORS, DETAIL_SHARE_SPLIT, DETAIL_THRESHOLD, TABLE_LEGEND, VERTEX_SETS, Method,
+                                        Prediction, Scores, detail_split, detail_split_table, evaluate, ground_truth,
+                                        improvement_table, once_per_batch, score_change_table, table, truth_masks)
 from facelib.evaluate.bootstrap import paired_difference, paired_improvement
 from facelib.evaluate.metrics import albedo_error, psnr, rerender_scores, ssim
 
-__all__ = ["ALBEDO_ERRORS", "DETAIL_THRESHOLD", "TABLE_LEGEND", "VERTEX_SETS", "Method", "Prediction", "Scores", "albedo_error",
-           "evaluate", "ground_truth", "improvement_table", "once_per_batch", "paired_difference", "paired_improvement", "psnr",
-           "rerender_scores", "score_change_table", "ssim", "table", "truth_masks"]
+__all__ = ["ALBEDO_ERRORS", "DETAIL_SHARE_SPLIT", "DETAIL_THRESHOLD", "TABLE_LEGEND", "VERTEX_SETS", "Method", "Prediction",
+           "Scores", "albedo_error", "detail_split", "detail_split_table", "evaluate", "ground_truth", "improvement_table",
+           "once_per_batch", "paired_difference", "paired_improvement", "psnr", "rerender_scores", "score_change_table", "ssim",
+           "table", "truth_masks"]

@@ -24,6 +24,11 @@ ALBEDO_ERRORS = ("face", "visible", "detail", "face_si", "detail_si")
 DETAIL_THRESHOLD = 0.03
 """A vertex is in the detail band when the detail layer moved its true colour by more than this (L1 mean over RGB)."""
 
+DETAIL_SHARE_SPLIT = 0.15
+""":func:`detail_split_table` splits the faces here: the share of a face's skin vertices in the detail band.
+A synthetic face is the model's albedo plus a detail layer of random strength; below this share its truth
+is almost a 3DMM albedo, which a fit recovers and a photo's reading can only add noise to (``data/README.md``)."""
+
 
 @dataclass
 class Prediction:
@@ -76,6 +81,8 @@ class Scores:
         psnr, ssim: (N,) rendering scores inside the face mask.
         identity: (N,) identity distance between the image and the rendering (NaN without an encoder).
         seconds: time spent in the method (not in the metrics).
+        detail_share: (N,) the share of each face's skin vertices in the detail band (from the truth, the
+            same for every method; empty when not measured).
     """
 
     method: str
@@ -84,6 +91,7 @@ class Scores:
     ssim: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     identity: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     seconds: float = 0.0
+    detail_share: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
     def mean(self) -> dict[str, float]:
         """The benchmark means (faces with an empty vertex set are left out of that set's mean)."""
@@ -150,6 +158,7 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
         batches = tqdm(batches, total=math.ceil(len(order) / batch_size), desc="benchmark")
     for batch in batches:
         masks = truth_masks(faces, batch, detail_threshold)
+        share = masks["detail"].sum(1) / masks["face"].sum(1).clamp(min=1)
         for name, method in methods.items():
             start = time.perf_counter()
             pred = method(batch)
@@ -175,8 +184,10 @@ def evaluate(methods: dict[str, Method], faces, batch_size: int = 8, indices: It
             out.setdefault("psnr", []).append(psnr(r.image.clamp(0, 1), batch["image"], region))
             out.setdefault("ssim", []).append(ssim(r.image.clamp(0, 1), batch["image"], region))
             out.setdefault("identity", []).append(identity_or_nan(encoder, batch["image"], r.image, r.mask))
+            out.setdefault("detail_share", []).append(share)
     return {name: Scores(name, {k: torch.cat(out[k]).cpu() for k in ALBEDO_ERRORS}, torch.cat(out["psnr"]).cpu(),
-                         torch.cat(out["ssim"]).cpu(), torch.cat(out["identity"]).cpu(), seconds[name])
+                         torch.cat(out["ssim"]).cpu(), torch.cat(out["identity"]).cpu(), seconds[name],
+                         torch.cat(out["detail_share"]).cpu())
             for name, out in parts.items()}
 
 
@@ -245,6 +256,60 @@ def improvement_table(scores: dict[str, Scores], baseline: str,
             # paired_improvement gives the reduction r = 1 - method / baseline; the change is -r.
             verdict = "lower" if lo > 0 else "higher" if hi < 0 else "no clear change"
             lines.append(f"  {name:<26}{error:<9}{-100 * r:+7.2f} %  (95 % interval {-100 * hi:+.2f} to {-100 * lo:+.2f}): {verdict}")
+    return "\n".join(lines)
+
+
+def detail_split(scores: dict[str, Scores], baseline: str, error: str = "face_si", split: float = DETAIL_SHARE_SPLIT,
+                 resamples: int = 2000) -> dict[str, dict[str, dict[str, float]]]:
+    """Each method's change of one albedo error against ``baseline``, on the faces with much detail and with little.
+
+    The faces are split by :attr:`Scores.detail_share` at ``split``; in each group the change is
+    -r, r = 1 - mean(method) / mean(baseline) (:func:`paired_improvement`), negative when lower.
+
+    Returns:
+        method -> {"detailed" (share >= split), "plain"} -> {"faces", "baseline", "method", "change", "low", "high"}
+        (means of the error, then the change and its 95 % interval, as fractions; NaN with fewer than two faces).
+
+    Raises:
+        ValueError: an unknown baseline, or scores without their detail shares.
+    """
+    if baseline not in scores:
+        raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
+    share = scores[baseline].detail_share
+    if share.numel() != scores[baseline].albedo[error].numel():
+        raise ValueError("these scores have no detail share per face (evaluate() records it)")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, s in scores.items():
+        if name == baseline:
+            continue
+        out[name] = {}
+        for group, keep in (("detailed", share >= split), ("plain", share < split)):
+            a, b = scores[baseline].albedo[error][keep], s.albedo[error][keep]
+            row = {"faces": float(keep.sum()), "baseline": float(a.nanmean()), "method": float(b.nanmean())}
+            try:
+                r, lo, hi = paired_improvement(a, b, resamples)
+                row |= {"change": -r, "low": -hi, "high": -lo}
+            except ValueError:  # fewer than two faces in this group
+                row |= dict.fromkeys(("change", "low", "high"), math.nan)
+            out[name][group] = row
+    return out
+
+
+def detail_split_table(scores: dict[str, Scores], baseline: str, error: str = "face_si", split: float = DETAIL_SHARE_SPLIT,
+                       resamples: int = 2000) -> str:
+    """:func:`detail_split` as text: a heading, then one line per method and group, e.g.
+    ``GCN  detailed (31 faces)  0.0460 -> 0.0423  -8.07 %  (95 % interval -12.10 to -4.00)``."""
+    lines = [f"{error} against {baseline!r} on faces with much detail (at least {100 * split:.0f} % of the skin in the detail band: "
+             f"'detailed') and with little ('plain'), paired bootstrap:"]
+    for name, groups in detail_split(scores, baseline, error, split, resamples).items():
+        for group, r in groups.items():
+            label = f"{group} ({int(r['faces'])} faces)"
+            head = f"  {name:<26}{label:<22}"
+            if math.isnan(r["change"]):
+                lines.append(f"{head}  n/a (fewer than two faces)")
+            else:
+                lines.append(f"{head}  {r['baseline']:.4f} -> {r['method']:.4f}  {100 * r['change']:+.2f} %  "
+                             f"(95 % interval {100 * r['low']:+.2f} to {100 * r['high']:+.2f})")
     return "\n".join(lines)
 
 
