@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facelib.data import benchmark
-from facelib.evaluate import Prediction, albedo_error, evaluate, ground_truth, psnr, ssim, table
+from facelib.evaluate import Prediction, albedo_error, evaluate, ground_truth, psnr, ssim, table, truth_masks
 
 
 def test_albedo_error_is_the_weighted_mean_l1():
@@ -57,6 +57,11 @@ def test_benchmark_scores_truth_perfectly_and_the_3dmm_albedo_not():
     assert coarse["albedo_detail"] > coarse["albedo_face"]  # the detail band is where a 3DMM fails
     assert truth["psnr"] > coarse["psnr"] and truth["ssim"] >= coarse["ssim"]
     assert scores["truth"].albedo["face"].shape == (6,)
+    # each face's detail share, from the truth: the same for every method, across the batches of 4
+    masks = [truth_masks(faces, batch) for batch in faces.batches(6, list(range(6)))][0]
+    expected = masks["detail"].sum(1) / masks["face"].sum(1)
+    assert torch.allclose(scores["truth"].detail_share, expected) and torch.equal(scores["3dmm"].detail_share, expected)
+    assert 0 < float(expected.max()) <= 1
     text = table(scores, baseline="3dmm")
     assert "truth" in text and "-100.0 %" in text
 
@@ -124,6 +129,8 @@ def test_detail_split_scores_the_detailed_and_the_plain_faces_apart():
     # every detailed face changes by exactly -10 %, so every bootstrap draw does too
     assert split["gcn"]["detailed"]["low"] == pytest.approx(-0.10) and split["gcn"]["detailed"]["high"] == pytest.approx(-0.10)
     assert split["gcn"]["plain"]["baseline"] == pytest.approx(float(base[25:].mean()))
+    plain = split["gcn"]["plain"]  # the plain faces' ratios vary: a proper interval around the change, on its side
+    assert plain["low"] < plain["change"] < plain["high"] and plain["low"] > 0
     lines = detail_split_table(scores, "base").splitlines()
     assert f"at least {100 * DETAIL_SHARE_SPLIT:.0f} %" in lines[0] and len(lines) == 3
     assert "detailed (25 faces)" in lines[1] and "-10.00 %" in lines[1] and "plain (15 faces)" in lines[2] and "+50.00 %" in lines[2]
@@ -132,7 +139,13 @@ def test_detail_split_scores_the_detailed_and_the_plain_faces_apart():
     assert detail_split(one, "base")["gcn"]["plain"]["faces"] == 14
     lone = {k: Scores(k, albedo={"face_si": v.albedo["face_si"]}, detail_share=torch.full((40,), 0.3).index_fill(0, torch.tensor([0]), 0.0))
             for k, v in scores.items()}  # one plain face: no interval for that group
-    assert "plain (1 faces)" in detail_split_table(lone, "base").splitlines()[2].split("  n/a")[0]
+    line = detail_split_table(lone, "base").splitlines()[2]
+    assert "plain (1 faces)" in line and line.endswith("n/a (fewer than two faces)")
+    gaps = {k: Scores(k, albedo={"face_si": v.albedo["face_si"].clone().index_fill(0, torch.arange(25, 39), float("nan"))},
+                      detail_share=share) for k, v in scores.items()}  # plain faces without this error are not counted
+    assert detail_split(gaps, "base")["gcn"]["plain"]["faces"] == 1
+    with pytest.raises(ValueError, match="error 'nope'"):
+        detail_split(scores, "base", error="nope")
     with pytest.raises(ValueError, match="no detail share"):
         detail_split({k: Scores(k, albedo={"face_si": base}) for k in ("base", "gcn")}, "base")
     with pytest.raises(ValueError, match="baseline 'nope'"):

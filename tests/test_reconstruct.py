@@ -1,6 +1,7 @@
 """The reconstruct pipeline, its CLI, and per-image texture refinement (fast mode; about 40 s on two CPU cores)."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -344,13 +345,16 @@ def test_cli_eval_reconstruct_scores_the_pipeline(tmp_path, capsys):
     assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--json", str(out)]) == 0
     printed = " ".join(capsys.readouterr().out.split())  # the legend is wrapped
     for name in ("3DMM only (regress + fit)", "GCN refined (per image)", "photo de-lit (reference)", "95 % interval",
-                 "is a yardstick", "Lower errors and distances are better", "id dist", "PSNR", "face_si against",
-                 "('plain')"):
+                 "is a yardstick", "Lower errors and distances are better", "id dist", "PSNR", "face_si against"):
         assert name in printed
+    assert len(re.findall(r"(detailed|plain) \(\d faces\)", printed)) == 2 * 3  # each method but the baseline, both groups
     rows = json.loads(out.read_text())
     assert rows["faces"] == 2 and rows["size"] == 64 and len(rows["methods"]) == 4 and rows["true_landmarks"] == 5
     split = rows["face_si_by_detail_share"]  # every method but the baseline, each on both groups of faces
     assert len(split) == 3 and all(g["detailed"]["faces"] + g["plain"]["faces"] == 2 for g in split.values())
+    for groups in split.values():
+        for g in groups.values():  # an empty group's means are NaN, written as null
+            assert isinstance(g["faces"], int) and (g["faces"] == 0 or 0 < g["baseline"] < 1)
     assert all(0 < m["albedo_face"] < 1 for m in rows["methods"].values())
     # the fit can match all 68 true landmarks instead (as reconstruct fits dlib's 68): the same faces, another fit
     assert main(["eval-reconstruct", "--n", "2", "--size", "64", "--steps", "2", "--true-landmarks", "68", "--json", str(out)]) == 0

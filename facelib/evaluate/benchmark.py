@@ -25,9 +25,10 @@ DETAIL_THRESHOLD = 0.03
 """A vertex is in the detail band when the detail layer moved its true colour by more than this (L1 mean over RGB)."""
 
 DETAIL_SHARE_SPLIT = 0.15
-""":func:`detail_split_table` splits the faces here: the share of a face's skin vertices in the detail band.
-A synthetic face is the model's albedo plus a detail layer of random strength; below this share its truth
-is almost a 3DMM albedo, which a fit recovers and a photo's reading can only add noise to (``data/README.md``)."""
+""":func:`detail_split` splits the faces here by the share of a face's skin vertices in the detail band.
+A synthetic face is the model's albedo plus a detail layer of random strength; well below this share its
+truth is almost a 3DMM albedo, which a fit recovers and to which the photo's reading mostly adds the
+fit's small errors (``data/README.md``)."""
 
 
 @dataclass
@@ -263,18 +264,29 @@ def detail_split(scores: dict[str, Scores], baseline: str, error: str = "face_si
                  resamples: int = 2000) -> dict[str, dict[str, dict[str, float]]]:
     """Each method's change of one albedo error against ``baseline``, on the faces with much detail and with little.
 
-    The faces are split by :attr:`Scores.detail_share` at ``split``; in each group the change is
-    -r, r = 1 - mean(method) / mean(baseline) (:func:`paired_improvement`), negative when lower.
+    The faces are split by :attr:`Scores.detail_share` at ``split``; in each group, over the faces where
+    both errors are defined, the change is -r, r = 1 - mean(method) / mean(baseline)
+    (:func:`paired_improvement`): negative when the method's error is lower.
+
+    Args:
+        scores: :func:`evaluate`'s result (with its detail shares).
+        baseline: the method compared against.
+        error: which albedo error (:data:`ALBEDO_ERRORS`).
+        split: the detail share that separates "detailed" faces (at least it) from "plain" ones.
+        resamples: bootstrap draws.
 
     Returns:
-        method -> {"detailed" (share >= split), "plain"} -> {"faces", "baseline", "method", "change", "low", "high"}
-        (means of the error, then the change and its 95 % interval, as fractions; NaN with fewer than two faces).
+        method -> {"detailed", "plain"} -> {"faces", "baseline", "method", "change", "low", "high"}: the number
+        of faces compared, the two mean errors over them, the change and its 95 % interval as fractions
+        (the means and the change NaN without faces, the change NaN with fewer than two).
 
     Raises:
-        ValueError: an unknown baseline, or scores without their detail shares.
+        ValueError: an unknown baseline or error, or scores without their detail shares.
     """
     if baseline not in scores:
         raise ValueError(f"baseline {baseline!r} is not among the methods {sorted(scores)}")
+    if error not in scores[baseline].albedo:
+        raise ValueError(f"error {error!r} is not among the scores' errors {sorted(scores[baseline].albedo)}")
     share = scores[baseline].detail_share
     if share.numel() != scores[baseline].albedo[error].numel():
         raise ValueError("these scores have no detail share per face (evaluate() records it)")
@@ -283,13 +295,16 @@ def detail_split(scores: dict[str, Scores], baseline: str, error: str = "face_si
         if name == baseline:
             continue
         out[name] = {}
-        for group, keep in (("detailed", share >= split), ("plain", share < split)):
-            a, b = scores[baseline].albedo[error][keep], s.albedo[error][keep]
-            row = {"faces": float(keep.sum()), "baseline": float(a.nanmean()), "method": float(b.nanmean())}
-            try:
+        for group, in_group in (("detailed", share >= split), ("plain", share < split)):
+            a, b = scores[baseline].albedo[error], s.albedo[error]
+            keep = in_group & ~a.isnan() & ~b.isnan()  # a face without detail has no detail-band error
+            a, b = a[keep], b[keep]
+            row = {"faces": int(keep.sum()), "baseline": float(a.mean()) if len(a) else math.nan,
+                   "method": float(b.mean()) if len(b) else math.nan}
+            if len(a) >= 2:
                 r, lo, hi = paired_improvement(a, b, resamples)
                 row |= {"change": -r, "low": -hi, "high": -lo}
-            except ValueError:  # fewer than two faces in this group
+            else:
                 row |= dict.fromkeys(("change", "low", "high"), math.nan)
             out[name][group] = row
     return out
@@ -297,13 +312,20 @@ def detail_split(scores: dict[str, Scores], baseline: str, error: str = "face_si
 
 def detail_split_table(scores: dict[str, Scores], baseline: str, error: str = "face_si", split: float = DETAIL_SHARE_SPLIT,
                        resamples: int = 2000) -> str:
-    """:func:`detail_split` as text: a heading, then one line per method and group, e.g.
-    ``GCN  detailed (31 faces)  0.0460 -> 0.0423  -8.07 %  (95 % interval -12.10 to -4.00)``."""
+    """:func:`detail_split` as text.
+
+    Args:
+        scores, baseline, error, split, resamples: as :func:`detail_split`'s.
+
+    Returns:
+        A heading, then one line per method and group, e.g. (made-up numbers)
+        ``GCN  detailed (20 faces)  0.0500 -> 0.0450  -10.00 %  (95 % interval -14.00 to -6.00)``.
+    """
     lines = [f"{error} against {baseline!r} on faces with much detail (at least {100 * split:.0f} % of the skin in the detail band: "
              f"'detailed') and with little ('plain'), paired bootstrap:"]
     for name, groups in detail_split(scores, baseline, error, split, resamples).items():
         for group, r in groups.items():
-            label = f"{group} ({int(r['faces'])} faces)"
+            label = f"{group} ({r['faces']} faces)"
             head = f"  {name:<26}{label:<22}"
             if math.isnan(r["change"]):
                 lines.append(f"{head}  n/a (fewer than two faces)")
