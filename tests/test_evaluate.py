@@ -131,7 +131,7 @@ def test_detail_split_scores_the_detailed_and_the_plain_faces_apart():
     assert split["gcn"]["plain"]["baseline"] == pytest.approx(float(base[25:].mean()))
     plain = split["gcn"]["plain"]  # the plain faces' ratios vary: a proper interval around the change, on its side
     assert plain["low"] < plain["change"] < plain["high"] and plain["low"] > 0
-    lines = detail_split_table(scores, "base").splitlines()
+    lines = detail_split_table(split, "base").splitlines()
     assert f"at least {100 * DETAIL_SHARE_SPLIT:.0f} %" in lines[0] and len(lines) == 3
     assert "detailed (25 faces)" in lines[1] and "-10.00 %" in lines[1] and "plain (15 faces)" in lines[2] and "+50.00 %" in lines[2]
     one = {k: Scores(k, albedo={"face_si": v.albedo["face_si"]}, detail_share=torch.cat([share[:39], torch.tensor([0.5])]))
@@ -139,7 +139,7 @@ def test_detail_split_scores_the_detailed_and_the_plain_faces_apart():
     assert detail_split(one, "base")["gcn"]["plain"]["faces"] == 14
     lone = {k: Scores(k, albedo={"face_si": v.albedo["face_si"]}, detail_share=torch.full((40,), 0.3).index_fill(0, torch.tensor([0]), 0.0))
             for k, v in scores.items()}  # one plain face: no interval for that group
-    line = detail_split_table(lone, "base").splitlines()[2]
+    line = detail_split_table(detail_split(lone, "base"), "base").splitlines()[2]
     assert "plain (1 faces)" in line and line.endswith("n/a (fewer than two faces)")
     gaps = {k: Scores(k, albedo={"face_si": v.albedo["face_si"].clone().index_fill(0, torch.arange(25, 39), float("nan"))},
                       detail_share=share) for k, v in scores.items()}  # plain faces without this error are not counted

@@ -132,7 +132,8 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
                         "fitted light could reach.", 110))
     print(improvement_table(scores, BENCHMARK_BASELINE))
     print(score_change_table(scores, BENCHMARK_BASELINE))
-    print(detail_split_table(scores, BENCHMARK_BASELINE))
+    by_detail = detail_split(scores, BENCHMARK_BASELINE)
+    print(detail_split_table(by_detail, BENCHMARK_BASELINE))
     print(f"time: {seconds:.0f} s for {args.n} faces (fits, refinement and yardstick)")
     rows = {name: s.mean() for name, s in scores.items()}
     mode = "fast" if settings.FAST else "full"
@@ -141,7 +142,7 @@ def eval_reconstruct_command(args: argparse.Namespace) -> int:
         "gcn_weights": Path(config.gcn_weights) if config.gcn_weights else None,
         "compare_weights": {name: Path(path) for name, path in compare.items()},
         "identity_network": getattr(encoder, "name", None), "methods": rows,
-        "face_si_by_detail_share": detail_split(scores, BENCHMARK_BASELINE)}, args.json, device)
+        "face_si_by_detail_share": by_detail}, args.json, device)
     return 0
 
 

@@ -310,12 +310,13 @@ def detail_split(scores: dict[str, Scores], baseline: str, error: str = "face_si
     return out
 
 
-def detail_split_table(scores: dict[str, Scores], baseline: str, error: str = "face_si", split: float = DETAIL_SHARE_SPLIT,
-                       resamples: int = 2000) -> str:
-    """:func:`detail_split` as text.
+def detail_split_table(groups: dict[str, dict[str, dict[str, float]]], baseline: str, error: str = "face_si",
+                       split: float = DETAIL_SHARE_SPLIT) -> str:
+    """:func:`detail_split`'s result as text (formatted, not computed again: the CLI also records it).
 
     Args:
-        scores, baseline, error, split, resamples: as :func:`detail_split`'s.
+        groups: what :func:`detail_split` returned.
+        baseline, error, split: the arguments it was called with (for the heading).
 
     Returns:
         A heading, then one line per method and group, e.g. (made-up numbers)
@@ -323,8 +324,8 @@ def detail_split_table(scores: dict[str, Scores], baseline: str, error: str = "f
     """
     lines = [f"{error} against {baseline!r} on faces with much detail (at least {100 * split:.0f} % of the skin in the detail band: "
              f"'detailed') and with little ('plain'), paired bootstrap:"]
-    for name, groups in detail_split(scores, baseline, error, split, resamples).items():
-        for group, r in groups.items():
+    for name, rows in groups.items():
+        for group, r in rows.items():
             label = f"{group} ({r['faces']} faces)"
             head = f"  {name:<26}{label:<22}"
             if math.isnan(r["change"]):
