@@ -280,6 +280,12 @@ geometry back from what the photo shows: on 40 synthetic faces (seed 7, 224 px, 
 face's vertices landed 1.67 px from their true places in the image at 2e-3, 1.29 px at 5e-4 and 0.97 px at 1e-4."""
 
 
+def prior_centre(guess: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """What a coefficient prior centred on ``guess`` (e.g. a regressor's prediction) is centred on: its
+    identity, expression and albedo coefficients (:func:`fit`'s ``prior_mean``), None when it has none of them."""
+    return {k: guess[k] for k in ("id", "exp", "tex") if k in guess} or None
+
+
 def prior_weight(centre: dict[str, torch.Tensor] | None) -> float:
     """:attr:`FitConfig.coef_weight` for a coefficient prior centred on ``centre`` (:func:`fit`'s ``prior_mean``):
     :data:`PRIOR_AT_INIT_WEIGHT` when it is centred on a guess, :class:`FitConfig`'s default at the mean face (None)."""
@@ -316,7 +322,7 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     """
     if "skin" not in model.masks:
         raise ValueError("the model has no 'skin' vertex mask, which M_face needs; use the open face model or add one")
-    centre = ({k: init[k] for k in ("id", "exp", "tex") if k in init} or None) if prior_at_init and init is not None else None
+    centre = prior_centre(init) if prior_at_init and init is not None else None
     weight = prior_weight(centre)
     first = fit(model, photo, points, renderer, config=FitConfig(steps=fit_steps, frames=0, coef_weight=weight), init=init, prior_mean=centre,
                 photometric=photometric)

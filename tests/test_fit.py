@@ -106,6 +106,8 @@ def test_the_prior_at_a_regressor_guess_is_looser(open_model, monkeypatch):
     assert fitting.PRIOR_AT_INIT_WEIGHT < FitConfig().coef_weight
     assert fitting.prior_weight(guess) == fitting.PRIOR_AT_INIT_WEIGHT
     assert fitting.prior_weight(None) == fitting.prior_weight({}) == FitConfig().coef_weight
+    assert set(fitting.prior_centre(guess | {"angles": torch.zeros(1, 3)})) == {"id", "exp", "tex"}
+    assert fitting.prior_centre({"angles": torch.zeros(1, 3)}) is None  # a guess without coefficients centres nothing
 
 
 def test_the_grayscale_term_sees_brightness_not_hue():

@@ -15,7 +15,8 @@ from facelib.data import BENCHMARK_SEED, PHOTOS, SyntheticConfig, SyntheticFaces
 from facelib.evaluate.bootstrap import paired_improvement
 from facelib.evaluate.colour import SKIN_TONE_BANDS, ciede2000, skin_tone_band, srgb_to_lab, typology_angle
 from facelib.evaluate.metrics import aligned_vertex_error, scale_invariant_error
-from facelib.fit import FitConfig, bare_skin, fit, fit_with_skin_mask, initial_params, prior_weight, project_landmarks, render_params
+from facelib.fit import (FitConfig, bare_skin, fit, fit_with_skin_mask, initial_params, prior_centre, prior_weight,
+                         project_landmarks, render_params)
 from facelib.morphable import MorphableModel, load_open_model
 from facelib.morphable.landmarks import five_from_68
 from facelib.nets.dlib_landmarks import fit_landmarks
@@ -285,7 +286,7 @@ def evaluate_photos(regressor: Regressor, size: int = 128, steps: int = 100, ver
         for start_name, start in starts.items():
             with torch.no_grad():
                 q0 = project_landmarks(model, start, renderer.camera)
-            centre = {k: start[k] for k in ("id", "exp", "tex")} if start_name == "regressor" else None  # as reconstruct fits
+            centre = prior_centre(start) if start_name == "regressor" else None  # as reconstruct fits
             result = fit(model, crop, targets, renderer, config=FitConfig(steps=steps, frames=0, coef_weight=prior_weight(centre)), init=start,
                          prior_mean=centre)
             q1 = result.rendering.landmarks
