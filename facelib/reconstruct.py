@@ -6,9 +6,12 @@
           --TextureGCN (per image, or trained weights)--> refined albedo T'
           --> OBJ + PLY (3DMM and GCN), overlay on the photo, HTML viewer, summary JSON
 
-Coefficients do not depend on the mesh level (a subdivided model carries its bases exactly), so the
-fit runs on the level-0 mesh, which renders the same surface four times cheaper, and the albedo is
-refined and exported on the level-``config.level`` mesh.
+Coefficients do not depend on the mesh level (a subdivided model carries its bases exactly), and
+the fit runs on the mesh the albedo is refined, rendered and exported on (level ``config.level``).
+A coarser mesh has the same surface but shades it more coarsely (the light is computed at its
+vertices and interpolated over triangles four times as large), and the geometry bends to make up
+for it: on synthetic faces the fit on level 0 put the vertices 0.97 px from their true places and
+the fit on level 1 0.84 px, in the same time (``data/README.md``).
 
 The fit starts from the regressor's prediction (the paper's stage 1, :class:`~facelib.nets.Regressor`)
 when its weights load: the bundled ``data/weights/regressor.pt``, ``FACELIB_REGRESSOR_WEIGHTS`` or
@@ -351,19 +354,18 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
         lap("regress")
     else:
         start = init(crop) if callable(init) else init
-    renderer0 = FaceRenderer.for_model(coarse, config.size)
-    first, second, m_face = fit_with_skin_mask(coarse, crop, points, renderer0, config.fit_steps, config.refit_steps, start,
+    renderer = FaceRenderer.for_model(model, config.size)
+    first, second, m_face = fit_with_skin_mask(model, crop, points, renderer, config.fit_steps, config.refit_steps, start,
                                                prior_at_init=config.prior_at_regressor and regressor is not None,
                                                photometric=grayscale_photometric_loss if grayscale else photometric_loss)
     fitted = second or first
     params = fitted.params
     if points.shape[1] == 68:  # how closely the fitted face's landmarks follow dlib's (at the crop's size)
         with torch.no_grad():
-            residual = (project_landmarks(coarse, params, renderer0.camera) - points).norm(dim=-1).mean()
+            residual = (project_landmarks(model, params, renderer.camera) - points).norm(dim=-1).mean()
         landmark_report["fit_residual_px"] = round(float(residual), 2)  # unweighted (the fit weighs the nose and inner lips 20x)
     lap("fit + skin mask + refit")
 
-    renderer = FaceRenderer.for_model(model, config.size)
     refinement = refine(model, crop, params, encoder, renderer, m_face, hierarchy, config.refine, weights=config.gcn_weights)
     lap("texture refinement")
 

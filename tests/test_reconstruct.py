@@ -99,6 +99,34 @@ def test_reconstruct_takes_a_regressor_as_init(face_png, tmp_path):
     assert result.fits[1] is None and result.albedo_gcn.shape == result.albedo_3dmm.shape
 
 
+def test_the_fit_runs_on_the_mesh_the_albedo_lives_on(face_png, tmp_path, monkeypatch):
+    """reconstruct and the benchmark fit on the texture's mesh (level 1), not on level 0: the same surface and
+    coefficients, but shaded at four times as many vertices, so the geometry need not bend to make up for it."""
+    import facelib.evaluate.pipeline as pipeline
+    import facelib.reconstruct as rec
+    from facelib.data import SyntheticFaces
+    from facelib.evaluate.pipeline import BENCHMARK_BASELINE
+
+    seen = []
+
+    def recording(real):
+        def fit_with_skin_mask(model, *args, **kwargs):
+            seen.append(model.num_vertices)
+            return real(model, *args, **kwargs)
+        return fit_with_skin_mask
+
+    monkeypatch.setattr(rec, "fit_with_skin_mask", recording(rec.fit_with_skin_mask))
+    monkeypatch.setattr(pipeline, "fit_with_skin_mask", recording(pipeline.fit_with_skin_mask))
+    config = rec.ReconstructConfig(size=96, level=1, fit_steps=4, refit_steps=2, refine=RefineConfig(steps=1))
+    result = rec.reconstruct(face_png, tmp_path, config, verbose=False)
+    assert seen == [result.albedo_gcn.shape[1]] and seen[0] > 12000  # level 1: 12,414 vertices (level 0: 3,141)
+    faces = SyntheticFaces(n=1, size=64, seed=0, level=1, device="cpu", split="benchmark")
+    methods = pipeline.benchmark_methods(faces, 1, rec.ReconstructConfig(size=64, fit_steps=2, refit_steps=1,
+                                                                          refine=RefineConfig(steps=1)))
+    methods[BENCHMARK_BASELINE](faces.batch([0]))
+    assert seen[1:] == [faces.model.num_vertices]
+
+
 def _broken_png(path):
     Image.new("RGB", (64, 64), (200, 120, 90)).save(path)
     path.write_bytes(path.read_bytes()[:60])  # header and part of the first chunk only

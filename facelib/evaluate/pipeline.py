@@ -16,12 +16,11 @@ from facelib.evaluate.benchmark import Prediction, once_per_batch
 from facelib.evaluate.photos import FIDELITY_START, start_denoise
 from facelib.fit import fit_with_skin_mask
 from facelib.gcn.weights import load_texture_gcn, texture_hierarchy
-from facelib.morphable import MorphableModel, load_open_model
+from facelib.morphable import load_open_model
 from facelib.morphable.landmarks import five_from_68
 from facelib.nets import IdentityEncoder
 from facelib.reconstruct import ReconstructConfig
 from facelib.refine import RefineResult, refine
-from facelib.render import FaceRenderer
 from facelib.texture_inputs import delit_reference, fidelity_inputs
 
 BENCHMARK_BASELINE = "3DMM only (regress + fit)"
@@ -37,7 +36,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     """This pipeline as methods of :func:`facelib.evaluate.evaluate`: 3DMM only, refined, and a yardstick.
 
     Per benchmark batch, the stages of :func:`reconstruct` after detection: the regressor's guess,
-    the fit with M_face on the level-0 mesh (:func:`fit_with_skin_mask`; the faces' true landmarks
+    the fit with M_face on the benchmark's mesh (:func:`fit_with_skin_mask`; the faces' true landmarks
     stand in for the detected ones, because detection is not what is measured here), and the
     texture refinement on the benchmark's mesh. The methods share one run per batch and the same
     fitted geometry and light, so their difference is the refinement alone.
@@ -81,15 +80,6 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     for weights in ([config.gcn_weights] if config.gcn_weights is not None else []) + list(compare.values()):
         load_texture_gcn(weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
     keys = ("id", "exp", "angles", "translation", "gamma")
-    fit_renderers: dict[torch.device, tuple[MorphableModel, FaceRenderer]] = {}
-
-    def level0(device: torch.device) -> tuple[MorphableModel, FaceRenderer]:
-        # As in reconstruct: the fit runs on the level-0 mesh (the coefficients do not depend on the level).
-        if device not in fit_renderers:
-            model0 = faces.model if level == 0 else base.to(device)
-            fit_renderers[device] = (model0, faces.renderer if level == 0 else FaceRenderer.for_model(model0, faces.size))
-        return fit_renderers[device]
-
     @once_per_batch  # the three methods read the same batch: fit and refine it once
     def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, tuple[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
         photo = batch["image"]
@@ -97,9 +87,9 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         if regressor is not None:
             with torch.no_grad():
                 start = regressor.to(photo.device)(photo)
-        model0, renderer0 = level0(photo.device)
         points = batch["landmarks"] if true_landmarks == 68 else five_from_68(batch["landmarks"])
-        first, second, m_face = fit_with_skin_mask(model0, photo, points, renderer0,
+        # As in reconstruct: the fit runs on the mesh the albedo is refined on.
+        first, second, m_face = fit_with_skin_mask(faces.model, photo, points, faces.renderer,
                                                    config.fit_steps, config.refit_steps, start,
                                                    prior_at_init=config.prior_at_regressor)
         params = (second or first).params

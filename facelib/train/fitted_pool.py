@@ -5,7 +5,7 @@ fit, whose light is a little off, whose geometry is a little off, and whose M_fa
 through. So the texture stage trains on what :func:`facelib.reconstruct.reconstruct` hands it:
 each synthetic face (its own split, :data:`POOL_SPLIT`, disjoint from the benchmark) is regressed and
 fitted with M_face exactly as ``reconstruct`` does (:func:`~facelib.fit.fit_with_skin_mask`
-on the level-0 mesh), and what the texture stage reads is stored beside the truth:
+on the pool's mesh, level ``level``), and what the texture stage reads is stored beside the truth:
 
 =============  ==============  =====================================================================
 key            shape           meaning
@@ -39,16 +39,16 @@ from facelib.fit import fit_with_skin_mask
 from facelib.morphable import load_open_model
 from facelib.morphable.landmarks import five_from_68
 from facelib.nets.regressor import find_regressor_weights, load_regressor
-from facelib.render import FaceRenderer
 from facelib.train.checkpoint import atomic_save
 
-POOL_FORMAT = "facelib.fitted_pool/6"
+POOL_FORMAT = "facelib.fitted_pool/7"
 """Written into every chunk and part of the pool's folder name: bump it when anything that decides a
 chunk changes (the fit's recipe, the bundled regressor). /2: the 2026-12 regressor, and the fit's prior
 centred on its guess. /3: the refit compares the lips too (:func:`facelib.fit.lips_region`). /4: the
 regressor fine-tuned on the aligned shape error (2026-12-05). /5: fine-tuned again on new faces, and
 each face predicted from its image and its mirror image, averaged (2026-12-05). /6: the prior centred on the
-regressor's guess weighs :data:`facelib.fit.PRIOR_AT_INIT_WEIGHT` (2026-12-07)."""
+regressor's guess weighs :data:`facelib.fit.PRIOR_AT_INIT_WEIGHT` (2026-12-07). /7: the fit runs on the
+pool's mesh (level ``level``), not on level 0, as ``reconstruct`` does since (2026-12-07)."""
 POOL_SPLIT = "texture-train"
 """The synthetic split of the pool: never the benchmark's ("benchmark"), whatever the seeds."""
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")
@@ -83,7 +83,6 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 def build_chunk(spec: PoolSpec, start: int, regressor: torch.nn.Module | None) -> dict:
     """Renders, regresses and fits faces ``start .. start + spec.chunk - 1`` of the pool (on the CPU)."""
     faces = SyntheticFaces(n=spec.n, size=spec.size, seed=spec.seed, level=spec.level, device="cpu", split=POOL_SPLIT)
-    base = load_open_model(level=0, verbose=False)
     indices = list(range(start, min(start + spec.chunk, spec.n)))
     batch = faces.batch(indices)
     photo = batch["image"]
@@ -91,8 +90,8 @@ def build_chunk(spec: PoolSpec, start: int, regressor: torch.nn.Module | None) -
     if regressor is not None:
         with torch.no_grad():
             init = regressor(photo)
-    first, second, m_face = fit_with_skin_mask(base, photo, five_from_68(batch["landmarks"]),
-                                               FaceRenderer.for_model(base, spec.size), spec.fit_steps, spec.refit_steps, init,
+    first, second, m_face = fit_with_skin_mask(faces.model, photo, five_from_68(batch["landmarks"]),
+                                               faces.renderer, spec.fit_steps, spec.refit_steps, init,
                                                prior_at_init=True)  # as reconstruct fits
     params = (second or first).params
     return {"format": POOL_FORMAT, "image": _to_uint8(photo), "m_face": _to_uint8(m_face), "skin": _to_uint8(batch["skin"]),
