@@ -277,7 +277,8 @@ PRIOR_AT_INIT_WEIGHT = 1e-4
 prior is centred on a regressor's guess (``prior_at_init``), against 2e-3 when it is centred on the mean face.
 The regressor's guess is already close, so the prior has less to hold back, and at 2e-3 it held the fit's
 geometry back from what the photo shows: on 40 synthetic faces (seed 7, 224 px, `data/README.md`) the fitted
-face's vertices landed 1.67 px from their true places in the image at 2e-3, 1.29 px at 5e-4 and 0.97 px at 1e-4."""
+face's vertices landed 1.67 px from their true places in the image at 2e-3, 1.29 px at 5e-4 and 0.97 px at 1e-4
+(with the fit on the level-0 mesh; on level 1, as since, 0.84 px at 1e-4)."""
 
 
 def prior_centre(guess: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
@@ -306,7 +307,9 @@ def fit_with_skin_mask(model: MorphableModel, photo: torch.Tensor, points: torch
     the teeth stay out, since the mesh has none).
 
     Args:
-        model: the morphable model (level 0 is enough: the coefficients do not depend on the mesh level).
+        model: the morphable model, on the mesh the albedo lives on (``reconstruct`` passes level 1): the
+            coefficients do not depend on the level, but a coarser mesh shades more coarsely and the fitted
+            geometry bends to make up for it (``data/README.md``).
         photo: (1, S, S, 3) the aligned crop. points: (1, 5, 2) its five landmarks or (1, 68, 2) its 68
             (:func:`facelib.nets.dlib_landmarks.fit_landmarks`).
         renderer: a renderer of ``model`` at S.

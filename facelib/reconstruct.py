@@ -11,7 +11,8 @@ the fit runs on the mesh the albedo is refined, rendered and exported on (level 
 A coarser mesh has the same surface but shades it more coarsely (the light is computed at its
 vertices and interpolated over triangles four times as large), and the geometry bends to make up
 for it: on synthetic faces the fit on level 0 put the vertices 0.97 px from their true places and
-the fit on level 1 0.84 px, in the same time (``data/README.md``).
+the fit on level 1 0.84 px (on faces rendered on level 2, which neither fit shares, 1.27 and 1.14 px),
+for about a quarter more time (``data/README.md``).
 
 The fit starts from the regressor's prediction (the paper's stage 1, :class:`~facelib.nets.Regressor`)
 when its weights load: the bundled ``data/weights/regressor.pt``, ``FACELIB_REGRESSOR_WEIGHTS`` or
@@ -89,9 +90,9 @@ class ReconstructConfig:
 
     Attributes:
         size: the side of the aligned crop, in pixels (fast 128, full 224).
-        level: subdivision level of the mesh that carries the refined albedo (None: 1, 12,414 vertices,
-            where the trained TextureGCN works, in both modes; per-image optimisation: fast 0, 3,141
-            vertices, full 1; 2: 49,368 works too, slowly on a CPU).
+        level: subdivision level of the mesh that is fitted and carries the refined albedo (None: 1,
+            12,414 vertices, where the trained TextureGCN works, in both modes; per-image optimisation:
+            fast 0, 3,141 vertices, full 1; 2: 49,368 works too, slowly on a CPU, fit included).
         fit_steps: steps of the first fit, from the mean face or ``init`` (fast 100, full 300).
         refit_steps: steps of the refit with M_face, from the first fit (fast 60, full 150).
         refine: :class:`~facelib.refine.RefineConfig` of the texture refinement.
@@ -173,7 +174,7 @@ class Reconstruction:
     Attributes:
         photo: (H, W, 3) the original photo in [0, 1].
         aligned: the detection and the aligned crop.
-        model: the morphable model on the export mesh (level ``config.level``).
+        model: the morphable model of the fit and the export (level ``config.level``).
         params: the fitted unknowns (id, exp, tex, angles, translation, gamma).
         shape: (1, V, 3) the fitted shape in model space.
         albedo_3dmm: (1, V, 3) the fitted 3DMM albedo, clamped to [0, 1].
@@ -334,6 +335,7 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
 
     base = load_open_model(level=0, verbose=verbose)  # subdivision and hierarchies are built on the CPU
     hierarchy = texture_hierarchy(base, config.level)
+    # The regressor only checks its layout and builds its mirror map on a model: level 0 is enough there.
     coarse, model = base.to(device), base.subdivided(config.level).to(device)
     encoder = IdentityEncoder(weights=config.facenet_weights, download=config.download_facenet, allow_untrained=True).to(device)
     regressor, init_label = None, "given (callable)" if callable(init) else ("given" if init else "mean face")

@@ -110,9 +110,10 @@ def test_the_fit_runs_on_the_mesh_the_albedo_lives_on(face_png, tmp_path, monkey
     seen = []
 
     def recording(real):
-        def fit_with_skin_mask(model, *args, **kwargs):
+        def fit_with_skin_mask(model, photo, points, renderer, *args, **kwargs):
+            assert renderer.triangles.shape == model.triangles.shape  # and it renders that mesh
             seen.append(model.num_vertices)
-            return real(model, *args, **kwargs)
+            return real(model, photo, points, renderer, *args, **kwargs)
         return fit_with_skin_mask
 
     monkeypatch.setattr(rec, "fit_with_skin_mask", recording(rec.fit_with_skin_mask))

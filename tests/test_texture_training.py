@@ -171,9 +171,10 @@ def test_the_pool_fits_on_its_own_mesh_as_reconstruct_does(monkeypatch):
     seen = []
     real = fitted_pool.fit_with_skin_mask
 
-    def fit_with_skin_mask(model, *args, **kwargs):
+    def fit_with_skin_mask(model, photo, points, renderer, *args, **kwargs):
+        assert renderer.triangles.shape == model.triangles.shape  # and it renders that mesh
         seen.append(model.num_vertices)
-        return real(model, *args, **kwargs)
+        return real(model, photo, points, renderer, *args, **kwargs)
 
     monkeypatch.setattr(fitted_pool, "fit_with_skin_mask", fit_with_skin_mask)
     chunk = fitted_pool.build_chunk(PoolSpec(n=1, size=48, level=1, fit_steps=2, refit_steps=1, chunk=1), 0, None)

@@ -80,6 +80,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
     for weights in ([config.gcn_weights] if config.gcn_weights is not None else []) + list(compare.values()):
         load_texture_gcn(weights, hierarchy, config.refine.gcn)  # a bad file fails now, not after the fits
     keys = ("id", "exp", "angles", "translation", "gamma")
+
     @once_per_batch  # the three methods read the same batch: fit and refine it once
     def run(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], RefineResult, tuple[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
         photo = batch["image"]

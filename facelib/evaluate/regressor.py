@@ -109,7 +109,8 @@ def evaluate_regressor(regressor: Regressor | None, n: int = 100, size: int = 22
     """The coarse stage on the synthetic benchmark: the mean face, the regressor, and the fits from each.
 
     Faces of :func:`facelib.data.benchmark` (seed 2020 by default, level 0) at ``size``. With
-    ``fit_steps`` > 0 each face is also fitted as ``reconstruct`` fits a photo
+    ``fit_steps`` > 0 each face is also fitted as ``reconstruct`` fits a photo, on the level-0 mesh the
+    faces were rendered on (``reconstruct`` fits on its texture's mesh, level 1)
     (:func:`facelib.fit.fit_with_skin_mask`: ``fit_steps``, then ``refit_steps`` with M_face; the
     faces' true landmarks give the five points, since detection is not what is measured), once from
     the mean face and once from the regressor's guess. Every score of :data:`SCORES` is averaged per

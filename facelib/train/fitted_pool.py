@@ -48,7 +48,7 @@ centred on its guess. /3: the refit compares the lips too (:func:`facelib.fit.li
 regressor fine-tuned on the aligned shape error (2026-12-05). /5: fine-tuned again on new faces, and
 each face predicted from its image and its mirror image, averaged (2026-12-05). /6: the prior centred on the
 regressor's guess weighs :data:`facelib.fit.PRIOR_AT_INIT_WEIGHT` (2026-12-07). /7: the fit runs on the
-pool's mesh (level ``level``), not on level 0, as ``reconstruct`` does since (2026-12-07)."""
+pool's own mesh (level ``level``) rather than level 0, as ``reconstruct``'s does (2026-12-07)."""
 POOL_SPLIT = "texture-train"
 """The synthetic split of the pool: never the benchmark's ("benchmark"), whatever the seeds."""
 PARAM_KEYS = ("id", "exp", "tex", "angles", "translation", "gamma")
