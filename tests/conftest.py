@@ -33,6 +33,24 @@ def open_model():
 
 
 @pytest.fixture
+def fitted_meshes(monkeypatch):
+    """``watch(*modules)`` wraps each module's ``fit_with_skin_mask`` to record the vertex count of the mesh it
+    fits (and to check that its renderer draws that mesh); returns the list the records go into."""
+    seen: list[int] = []
+
+    def watch(*modules) -> list[int]:
+        for module in modules:
+            def fit_with_skin_mask(model, photo, points, renderer, *args, real=module.fit_with_skin_mask, **kwargs):
+                assert renderer.triangles.shape == model.triangles.shape  # it renders the mesh it fits
+                seen.append(model.num_vertices)
+                return real(model, photo, points, renderer, *args, **kwargs)
+            monkeypatch.setattr(module, "fit_with_skin_mask", fit_with_skin_mask)
+        return seen
+
+    return watch
+
+
+@pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
 

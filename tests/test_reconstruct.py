@@ -99,7 +99,7 @@ def test_reconstruct_takes_a_regressor_as_init(face_png, tmp_path):
     assert result.fits[1] is None and result.albedo_gcn.shape == result.albedo_3dmm.shape
 
 
-def test_the_fit_runs_on_the_mesh_the_albedo_lives_on(face_png, tmp_path, monkeypatch):
+def test_the_fit_runs_on_the_mesh_the_albedo_lives_on(face_png, tmp_path, fitted_meshes):
     """reconstruct and the benchmark fit on the texture's mesh (level 1), not on level 0: the same surface and
     coefficients, but shaded at four times as many vertices, so the geometry need not bend to make up for it."""
     import facelib.evaluate.pipeline as pipeline
@@ -107,17 +107,7 @@ def test_the_fit_runs_on_the_mesh_the_albedo_lives_on(face_png, tmp_path, monkey
     from facelib.data import SyntheticFaces
     from facelib.evaluate.pipeline import BENCHMARK_BASELINE
 
-    seen = []
-
-    def recording(real):
-        def fit_with_skin_mask(model, photo, points, renderer, *args, **kwargs):
-            assert renderer.triangles.shape == model.triangles.shape  # and it renders that mesh
-            seen.append(model.num_vertices)
-            return real(model, photo, points, renderer, *args, **kwargs)
-        return fit_with_skin_mask
-
-    monkeypatch.setattr(rec, "fit_with_skin_mask", recording(rec.fit_with_skin_mask))
-    monkeypatch.setattr(pipeline, "fit_with_skin_mask", recording(pipeline.fit_with_skin_mask))
+    seen = fitted_meshes(rec, pipeline)  # the renderer of each fit draws its mesh, too
     config = rec.ReconstructConfig(size=96, level=1, fit_steps=4, refit_steps=2, refine=RefineConfig(steps=1))
     result = rec.reconstruct(face_png, tmp_path, config, verbose=False)
     assert seen == [result.albedo_gcn.shape[1]] and seen[0] > 12000  # level 1: 12,414 vertices (level 0: 3,141)

@@ -164,19 +164,11 @@ def test_the_pool_never_draws_benchmark_faces():
     assert not torch.allclose(ours["coeffs"], theirs["coeffs"])
 
 
-def test_the_pool_fits_on_its_own_mesh_as_reconstruct_does(monkeypatch):
+def test_the_pool_fits_on_its_own_mesh_as_reconstruct_does(fitted_meshes):
     """The pool's faces are fitted on the level their albedo lives on, as reconstruct fits a photo."""
     import facelib.train.fitted_pool as fitted_pool
 
-    seen = []
-    real = fitted_pool.fit_with_skin_mask
-
-    def fit_with_skin_mask(model, photo, points, renderer, *args, **kwargs):
-        assert renderer.triangles.shape == model.triangles.shape  # and it renders that mesh
-        seen.append(model.num_vertices)
-        return real(model, photo, points, renderer, *args, **kwargs)
-
-    monkeypatch.setattr(fitted_pool, "fit_with_skin_mask", fit_with_skin_mask)
+    seen = fitted_meshes(fitted_pool)  # the renderer of each fit draws its mesh, too
     chunk = fitted_pool.build_chunk(PoolSpec(n=1, size=48, level=1, fit_steps=2, refit_steps=1, chunk=1), 0, None)
     assert seen == [chunk["albedo"].shape[1]] and seen[0] > 12000  # level 1, not level 0's 3,141
 
