@@ -18,7 +18,7 @@ from facelib.fit import initial_params
 from facelib.mesh.io import read_obj, read_ply
 from facelib.refine import RefineConfig, refine
 from facelib.gcn.weights import TextureWeightsError, load_texture_gcn, save_texture_gcn, texture_hierarchy
-from facelib.texture_inputs import reliable_samples
+from facelib.texture_inputs import CLIP_LEVEL, reliable_samples
 from facelib.render import FaceRenderer
 
 OUTPUTS = ("face_3dmm.obj", "face_3dmm.ply", "face_gcn.obj", "face_gcn.ply", "overlay.png", "viewer.html", "summary.json")
@@ -308,6 +308,22 @@ def test_reliable_samples_trust_fewer_vertices_than_visibility(small_scene):
     trusted = reliable_samples(renderer, photo, rendering)
     assert (trusted.visibility <= plain.visibility).all()
     assert 0.3 * plain.visibility.sum() < trusted.visibility.sum() < plain.visibility.sum()
+
+
+def test_reliable_samples_do_not_trust_clipped_readings(small_scene):
+    """A reading at the sensor's ceiling only bounds the albedo from below: its confidence is 0, the rest keep theirs."""
+    _, renderer, photo, rendering = small_scene
+    clipped = photo.clone()
+    clipped[:, : photo.shape[1] // 2] = 1.0  # the upper half of the photo blown out
+    every = reliable_samples(renderer, clipped, rendering, clip_level=None)
+    trusted = reliable_samples(renderer, clipped, rendering)
+    blown = every.colors.amax(-1) >= CLIP_LEVEL
+    assert (blown & (every.visibility > 0)).sum() > 20 and ((~blown) & (every.visibility > 0)).sum() > 20
+    assert (trusted.visibility[blown] == 0).all()
+    torch.testing.assert_close(trusted.visibility[~blown], every.visibility[~blown])
+    # The unclipped photo loses nothing to the rule.
+    torch.testing.assert_close(reliable_samples(renderer, photo * 0.9, rendering).visibility,
+                               reliable_samples(renderer, photo * 0.9, rendering, clip_level=None).visibility)
 
 
 def test_refine_checks_its_inputs(open_model, small_scene):
