@@ -9,10 +9,10 @@ import torch
 from facelib.gcn import TextureGCN, TextureGCNConfig
 from facelib.gcn.weights import (TextureWeightsError, bundled_texture_weights, load_texture_gcn, save_texture_gcn,
                                  texture_hierarchy)
-from facelib.texture_inputs import fidelity_inputs, texture_inputs
+from facelib.texture_inputs import CLIP_LEVEL, fidelity_inputs, texture_inputs
 from facelib.refine import refine
 from facelib.render import FaceRenderer
-from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
+from facelib.train.fitted_pool import POOL_FORMAT, POOL_SPLIT, PoolSpec, build_pool, load_pool
 from facelib.train.texture import TextureTrainConfig, scale_invariant_l1, train_texture
 
 
@@ -152,6 +152,8 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
     assert len((run / "holdout.csv").read_text().splitlines()) == 1 + 4 * 4  # scored without printing, appended on resume
     network = load_texture_gcn(weights, texture_hierarchy(open_model, 0))
     assert network.meta["steps"] == 4 and network.meta["split"] == POOL_SPLIT and network.meta["identity_network"] == "stub_net"
+    # What the inputs were: the pool's format (its fits) and the clip level of the readings.
+    assert network.meta["pool_format"] == POOL_FORMAT and network.meta["clip_level"] == CLIP_LEVEL
 
 
 def test_the_pool_never_draws_benchmark_faces():

@@ -11,7 +11,7 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
   fast mode; the photo and M_face are resized, the fit is the same since the camera scales with
   the image).
 * **Inputs** (:func:`~facelib.texture_inputs.fidelity_inputs`): T, T_p with its confidence c
-  (:func:`~facelib.texture_inputs.reliable_samples`: silhouette, grazing and eyelid samples get 0; M_face
+  (:func:`~facelib.texture_inputs.reliable_samples`: silhouette, grazing, eyelid and clipped samples get 0; M_face
   is not applied, see there) and D = T_p / E, the photo de-lit by the fitted light, where a vertex
   cannot be read filled from its mirror partner's reading (and, with ``denoise``, c lowered where
   D departs from T by no more than the face's median departure:
@@ -59,9 +59,9 @@ from facelib.nets import IdentityEncoder
 from facelib.render import FaceRenderer
 from facelib.render.composite import composite
 from facelib.render.lighting import shade
-from facelib.texture_inputs import fidelity_inputs, texture_inputs
+from facelib.texture_inputs import CLIP_LEVEL, fidelity_inputs, texture_inputs
 from facelib.train.checkpoint import atomic_save
-from facelib.train.fitted_pool import POOL_SPLIT, PoolSpec, build_pool, load_pool
+from facelib.train.fitted_pool import POOL_FORMAT, POOL_SPLIT, PoolSpec, build_pool, load_pool
 from facelib.files import atomic_write_text
 
 TRAIN_CHECKPOINT_FORMAT = "facelib.texture_train/1"
@@ -376,6 +376,6 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     weights_out = Path(weights_out) if weights_out is not None else out / "texture_gcn.pt"
     save_texture_gcn(weights_out, network, half=True, recipe=repr(dataclasses.replace(config)), steps=step,
                      minutes=round(elapsed / 60, 1), images=step * config.batch, pool=str(spec), split=POOL_SPLIT,
-                     level=spec.level, identity_network=identity_name)
+                     pool_format=POOL_FORMAT, clip_level=CLIP_LEVEL, level=spec.level, identity_network=identity_name)
     say(f"train-texture: {step} steps in {elapsed / 60:.1f} min; weights -> {weights_out}")
     return weights_out
