@@ -274,11 +274,14 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
             x = fidelity_inputs(model, renderer, photo, p, None if config.face_mask == "off" else compare,
                                 occluders=config.face_mask == "occluders", denoise=network.config.denoise)
             samples = VertexSamples(x.samples.colors, x.confidence)
+            # Fine-tuning compares T_p only where the vertex itself was read, not where its mirror partner was.
+            readings = x.samples.visibility
             inputs: tuple[torch.Tensor, ...] = (x.coarse, x.samples.colors, x.confidence, target_embedding, x.delit)
         else:
             # The inputs the paper's network is trained on: T_p with the plain 0/1 visibility.
             samples = renderer.sample_colors(photo, fitted)
             inputs = (coarse, samples.colors, samples.visibility, target_embedding)
+            readings = samples.visibility
         source = f"dataset-trained {network.config.name} weights from {weights}"
         if not config.finetune_steps:
             with torch.no_grad():
@@ -302,6 +305,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
     else:
         mode, steps = "per-image", config.steps
         samples = reliable_samples(renderer, photo, fitted, mask)
+        readings = samples.visibility
         network, optimizer, scheduler, schedule, refined = _per_image_network(hierarchy, config, coarse, samples, target_embedding)
     notes.append("L_id: on" if use_identity else "L_id: off (the identity network is untrained here: its embedding carries no identity)")
     notes.append("L_adv: on (a dataset-trained critic, frozen)" if critic is not None else
@@ -321,7 +325,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
         terms = {
             "pixel": photometric_loss(rendering.image, photo, rendering.mask * compare),
             "vertex": vertex_loss(coarse, albedo),
-            "projected": projected_color_loss(samples.colors, shade(albedo, fitted.normals, p["gamma"]), samples.visibility,
+            "projected": projected_color_loss(samples.colors, shade(albedo, fitted.normals, p["gamma"]), readings,
                                               fitted.colors, config.hidden_weight),
         }
         # FaceNet and the critic cost a forward and a backward each: skip them while s1 is 0.

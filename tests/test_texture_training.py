@@ -131,6 +131,14 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
     import facelib.train.texture
 
     monkeypatch.setattr(facelib.train.texture, "IdentityEncoder", lambda **kwargs: StubEncoder())
+    weighed = []  # (T_p, the photo term's weights) at each step
+    real_loss = facelib.train.texture.projected_color_loss
+
+    def spy(colors, shaded, weights, *args, **kwargs):
+        weighed.append((colors.detach(), weights.detach()))
+        return real_loss(colors, shaded, weights, *args, **kwargs)
+
+    monkeypatch.setattr(facelib.train.texture, "projected_color_loss", spy)
     spec = PoolSpec(n=2, size=64, level=0, fit_steps=4, refit_steps=2, chunk=2, root=tmp_path / "pools")
     build_pool(spec, verbose=False)
     pool = load_pool(spec)
@@ -145,6 +153,9 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
     assert len(held) == 1 + 2 * 4  # two checkpoints, four albedos each
     log = (run / "log.csv").read_text().splitlines()
     assert len(log) == 3 and all(math.isfinite(float(v)) for v in log[-1].split(",") if v != "nan")
+    # The photo term weighs only the vertices read themselves: a vertex filled from its mirror partner has
+    # no T_p of its own (0), and weighing it would pull its shaded albedo towards black.
+    assert weighed and all(bool((w[c.abs().sum(-1) == 0] == 0).all()) and bool((w > 0).any()) for c, w in weighed)
     # Resume goes on from the checkpoint: two more steps, one log.
     config.steps = 4
     weights = train_texture(run, config, resume=True, verbose=False)

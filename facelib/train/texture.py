@@ -161,7 +161,7 @@ class _InputCache:
     """What the texture stage reads of each pool face at each crop size (:func:`~facelib.texture_inputs.texture_inputs`),
     computed the first time a batch asks for it: the fit does not change, so neither do they."""
 
-    KEYS = ("shape", "coarse", "colors", "delit", "confidence", "normals", "shaded_3dmm")
+    KEYS = ("shape", "coarse", "colors", "read", "delit", "confidence", "normals", "shaded_3dmm")
 
     def __init__(self, model, renderers: _Renderers, pool: dict, denoise: float = 0.0) -> None:
         self.model, self.renderers, self.pool, self.items, self.denoise = model, renderers, pool, {}, denoise
@@ -173,7 +173,8 @@ class _InputCache:
             rows = torch.tensor(missing)
             params = {k: v[idx[rows]] for k, v in self.pool["params"].items()}
             x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params, denoise=self.denoise)
-            values = (x.shape, x.coarse, x.samples.colors, x.delit, x.confidence, x.fitted.normals, x.fitted.colors)
+            values = (x.shape, x.coarse, x.samples.colors, x.samples.visibility, x.delit, x.confidence, x.fitted.normals,
+                      x.fitted.colors)
             for row, j in enumerate(missing):
                 self.items[(int(idx[j]), size)] = tuple(v[row].clone() for v in values)
         stacked = zip(*(self.items[(i, size)] for i in idx.tolist()))
@@ -335,8 +336,10 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         terms = {
             "pixel": photometric_loss(rendering.image, photo, rendering.mask * m_face),
             "vertex": vertex_loss(x["coarse"], albedo),
+            # Weighted by each vertex's own reading: the mirror fill gives D and the confidence to vertices
+            # whose T_p is 0 (unread), which would otherwise pull their shaded albedo towards black.
             "projected": projected_color_loss(x["colors"], shade(albedo, x["normals"], params["gamma"]),
-                                              x["confidence"], x["shaded_3dmm"], config.hidden_weight),
+                                              x["read"], x["shaded_3dmm"], config.hidden_weight),
             "albedo": scale_invariant_l1(albedo, pool["albedo"][idx].float(), skin),
         }
         total = s1 * terms["pixel"] + s4 * (config.coarse_weight * terms["vertex"] + terms["projected"]) \
