@@ -192,5 +192,7 @@ def test_the_shipped_weights_were_trained_on_the_pool_split():
         pytest.fail(f"{path} is missing: the course ships trained TextureGCN weights (python -m facelib train-texture)")
     payload = torch.load(path, map_location="cpu", weights_only=True)
     assert payload["meta"]["split"] == POOL_SPLIT != "benchmark"
+    # It read T_p as reconstruct reads it now (clipped readings dropped), and says which fits it saw.
+    assert payload["meta"].get("clip_level") == CLIP_LEVEL and str(payload["meta"].get("pool_format", "")).startswith("facelib.fitted_pool/")
     assert payload["config"]["delit"] and path.stat().st_size < 15 * 2**20
     assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())

@@ -24,7 +24,8 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
 
   L_pix inside M_proj x M_face, L_id with the identity network :class:`~facelib.nets.IdentityEncoder`
   picks (s2 = 0.2, every ``identity_every``-th step: it costs a forward and backward of the
-  network), L_vert(T_p, T~') at the confident vertices (0.3 x the shaded 3DMM at the others), and
+  network), L_vert(T_p, T~') at the vertices read themselves, weighted by their own confidence, not the
+  mirror-filled one (0.3 x the shaded 3DMM at the others), and
   one term the paper cannot have on real photos: **L_albedo**, where the true albedo is known (the
   synthetic faces), the scale-invariant L1 distance to it over the skin (each face's per-channel
   gain fitted first, since albedo and light are known only up to one). The pixel loss alone cannot
