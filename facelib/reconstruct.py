@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from facelib import config as settings
 from facelib.data import AlignedFace, align_faces, load_rgb
 from facelib.data.images import image_to_tensor
-from facelib.evaluate.photos import photo_scores, start_denoise
+from facelib.evaluate.photos import photo_scores
 from facelib.files import atomic_write_text
 from facelib.fit import FitResult, fit_with_skin_mask, project_landmarks
 from facelib.losses import grayscale as grayscale_colours, grayscale_photometric_loss, photometric_loss
@@ -60,6 +60,7 @@ from facelib.mesh.io import write_obj, write_ply
 from facelib.morphable import MorphableModel, load_open_model
 from facelib.refine import RefineConfig, RefineResult, refine
 from facelib.render import FaceRenderer, paste_alpha
+from facelib.texture_inputs import input_options
 from facelib.viz.overlay import write_overlay
 from facelib.nets import IdentityEncoder
 from facelib.nets.dlib_landmarks import fit_landmarks
@@ -376,7 +377,7 @@ def _reconstruct(photo_path: str | Path, out_dir: str | Path, config: Reconstruc
     if grayscale:  # the hues came from the colour model's prior, not from the photo: do not show them as if read
         albedo_3dmm, albedo_gcn = grayscale_colours(albedo_3dmm), grayscale_colours(albedo_gcn)
     scores = photo_scores(model, renderer, crop, params, m_face, {"3dmm": albedo_3dmm, "gcn": albedo_gcn}, encoder,
-                          denoise=start_denoise(refinement.network))
+                          start_options=input_options(refinement.network))
     lap("scores")
     files = {}
     out_dir.mkdir(parents=True, exist_ok=True)

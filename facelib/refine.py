@@ -70,7 +70,7 @@ from facelib.render.composite import composite
 from facelib.render.lighting import shade
 from facelib.render.renderer import FaceRenderer, Rendering
 from facelib.render.sample import VertexSamples
-from facelib.texture_inputs import fidelity_inputs, reliable_samples
+from facelib.texture_inputs import fidelity_inputs, input_options, reliable_samples
 
 MIN_WARMUP_STEPS = 15
 """The shortest learning-rate warm-up of per-image refinement, whatever ``RefineConfig.steps`` is.
@@ -272,7 +272,7 @@ def refine(model: MorphableModel, photo: torch.Tensor, params: dict[str, torch.T
         if network.config.delit:
             # The inputs it was trained on (facelib.train.texture): reliable T_p, de-lit, mirror-filled.
             x = fidelity_inputs(model, renderer, photo, p, None if config.face_mask == "off" else compare,
-                                occluders=config.face_mask == "occluders", denoise=network.config.denoise)
+                                occluders=config.face_mask == "occluders", **input_options(network))
             samples = VertexSamples(x.samples.colors, x.confidence)
             # Fine-tuning compares T_p only where the vertex itself was read, not where its mirror partner was.
             readings = x.samples.visibility

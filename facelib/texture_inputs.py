@@ -163,16 +163,18 @@ class TextureInputs:
 @torch.no_grad()
 def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
                    mask: torch.Tensor | None = None, mirror: torch.Tensor | None = None, occluders: bool = False,
-                   denoise: float = 0.0) -> TextureInputs:
+                   denoise: float = 0.0, mirror_weight: float = 1.0) -> TextureInputs:
     """The fitted face, its 3DMM albedo and the photo read at its vertices, reliable and de-lit.
 
     Args:
         model: the morphable model the albedo lives on. renderer: a renderer of it at the photo's size.
         photo: (B, H, W, 3) the photos. params: the fitted unknowns. mask: (B, H, W) M_face.
         mirror: (V,) each vertex's mirror partner (``model.mirror``): where a vertex cannot be read
-            (hidden, grazing, occluded), its partner's reading stands in, weighted by the partner's confidence,
+            (hidden, grazing, occluded), its partner's reading stands in, weighted by the partner's confidence
+            times ``mirror_weight`` (lambda),
 
-                D_i <- (c_i D_i + (1 - c_i) c_m(i) D_m(i)) / (c_i + (1 - c_i) c_m(i)),   c_i <- c_i + (1 - c_i) c_m(i),
+                D_i <- (c_i D_i + (1 - c_i) lambda c_m(i) D_m(i)) / (c_i + (1 - c_i) lambda c_m(i)),
+                c_i <- c_i + (1 - c_i) lambda c_m(i),
 
             a face's albedo being nearly symmetric (None: no fill).
         occluders: with a ``mask``, weigh the reading by M_face only where M_face points at an occluder
@@ -180,6 +182,8 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
             not wherever the photo is not skin-coloured.
         denoise: lower the confidence where D departs from T by no more than the photo's noise
             (:func:`denoise_confidence` with this strength, after the mirror fill; 0: not).
+        mirror_weight: lambda above, in [0, 1]: how far a partner's reading is trusted in place of the vertex's own
+            (only nearly symmetric: the face's own asymmetry, and the fitted light's errors, which mirror badly).
     """
     shape = model.shape(params["id"], params["exp"])
     coarse = model.albedo(params["tex"]).clamp(0, 1)
@@ -196,8 +200,10 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
         read = (confidence > 0).unsqueeze(-1)
         samples = VertexSamples(samples.colors * read, samples.visibility * gate)
         delit = delit * read
+    if not 0 <= mirror_weight <= 1:
+        raise ValueError(f"mirror_weight must be in [0, 1], got {mirror_weight}")
     if mirror is not None:
-        c, cm = confidence.unsqueeze(-1), confidence[:, mirror].unsqueeze(-1)
+        c, cm = confidence.unsqueeze(-1), mirror_weight * confidence[:, mirror].unsqueeze(-1)
         filled = c + (1 - c) * cm
         delit = torch.where(filled > 0, (c * delit + (1 - c) * cm * delit[:, mirror]) / filled.clamp(min=1e-6), delit)
         confidence = filled[..., 0]
@@ -205,11 +211,21 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
     return TextureInputs(shape, coarse, fitted, samples, delit, confidence)
 
 
+def input_options(network: torch.nn.Module | None) -> dict[str, float]:
+    """The keyword arguments of :func:`fidelity_inputs` a TextureGCN's inputs are made with: its ``config.denoise``
+    and ``config.mirror_weight`` (a network that does not read the de-lit photo, or none: the plain inputs)."""
+    config = getattr(network, "config", None)
+    if config is None or not getattr(config, "delit", False):
+        return {"denoise": 0.0, "mirror_weight": 1.0}
+    return {"denoise": float(config.denoise), "mirror_weight": float(getattr(config, "mirror_weight", 1.0))}
+
+
 def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
-                    mask: torch.Tensor | None = None, occluders: bool = False, denoise: float = 0.0) -> TextureInputs:
+                    mask: torch.Tensor | None = None, occluders: bool = False, denoise: float = 0.0,
+                    mirror_weight: float = 1.0) -> TextureInputs:
     """What the "fidelity" TextureGCN reads (in training and in :func:`refine`): :func:`texture_inputs` with the
-    mirror fill, denoised as the network was trained (its ``config.denoise``), and in training without M_face
-    (``mask`` None).
+    mirror fill at the network's ``config.mirror_weight``, denoised as the network was trained (its ``config.denoise``;
+    :func:`input_options` gives both), and in training without M_face (``mask`` None).
 
     Without M_face, because M_face is a skin-colour model made for the fit's light: it leaves out lips,
     brows, stubble, moles and make-up, which are exactly the albedo's detail (``data/README.md`` has
@@ -218,7 +234,7 @@ def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.
     ``occluders=True`` keeps those out and the detail in (:func:`~facelib.losses.occluder_gate`); ``mask``
     alone weighs every reading by M_face.
     """
-    return texture_inputs(model, renderer, photo, params, mask, model.mirror, occluders, denoise)
+    return texture_inputs(model, renderer, photo, params, mask, model.mirror, occluders, denoise, mirror_weight)
 
 
 @torch.no_grad()

@@ -67,3 +67,20 @@ def test_the_denoising_is_an_opt_in_of_the_fidelity_network():
         dataclasses.replace(TextureGCNConfig.paper(), denoise=1.0).check(5)  # it needs the de-lit photo
     with pytest.raises(ValueError, match="denoise"):
         TextureTrainConfig(denoise=-1.0)
+
+
+def test_the_mirror_weight_is_a_weight_of_the_fidelity_network():
+    import dataclasses
+
+    from facelib.gcn import TextureGCNConfig
+    from facelib.train.texture import TextureTrainConfig
+
+    assert TextureGCNConfig.fidelity().mirror_weight == 1.0  # what a file that does not record it was trained with
+    dataclasses.replace(TextureGCNConfig.fidelity(), mirror_weight=0.5).check(5)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="mirror_weight"):
+            dataclasses.replace(TextureGCNConfig.fidelity(), mirror_weight=bad).check(5)
+        with pytest.raises(ValueError, match="mirror_weight"):
+            TextureTrainConfig(mirror_weight=bad)
+    with pytest.raises(ValueError, match="mirror_weight"):
+        dataclasses.replace(TextureGCNConfig.paper(), mirror_weight=0.5).check(5)  # only the de-lit photo is mirror-filled

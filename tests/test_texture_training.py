@@ -9,7 +9,7 @@ import torch
 from facelib.gcn import TextureGCN, TextureGCNConfig
 from facelib.gcn.weights import (TextureWeightsError, bundled_texture_weights, load_texture_gcn, save_texture_gcn,
                                  texture_hierarchy)
-from facelib.texture_inputs import CLIP_LEVEL, fidelity_inputs, texture_inputs
+from facelib.texture_inputs import CLIP_LEVEL, fidelity_inputs, input_options, texture_inputs
 from facelib.refine import refine
 from facelib.render import FaceRenderer
 from facelib.train.fitted_pool import POOL_FORMAT, POOL_SPLIT, PoolSpec, build_pool, load_pool
@@ -91,6 +91,12 @@ def test_the_mirror_fill_reads_a_hidden_vertex_from_its_partner(open_model):
     assert gained.float().mean() > 0.05 and (filled.confidence >= plain.confidence - 1e-6).all()
     partner = open_model.mirror[gained[0].nonzero()[:, 0]]
     torch.testing.assert_close(filled.delit[0, gained[0]], plain.delit[0, partner], atol=1e-5, rtol=0)
+    # The partner's reading weighed by mirror_weight: the same colour, trusted half as much, and a vertex's own
+    # reading, where it has one, still counts in full.
+    half = texture_inputs(open_model, renderer, photo, params, mirror=open_model.mirror, mirror_weight=0.5)
+    torch.testing.assert_close(half.delit[gained], filled.delit[gained], atol=1e-5, rtol=0)
+    torch.testing.assert_close(half.confidence[gained], 0.5 * filled.confidence[gained])
+    assert (half.confidence >= plain.confidence - 1e-6).all() and (half.confidence <= filled.confidence + 1e-6).all()
 
 
 def test_scale_invariant_l1_ignores_a_gain_per_channel():
@@ -104,16 +110,20 @@ def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
     params, renderer, photo, x = scene
     hierarchy = texture_hierarchy(open_model, 0)
     torch.manual_seed(0)
-    # With the denoising experiment on: refine must make the inputs with the value the file records.
-    network = TextureGCN(hierarchy, dataclasses.replace(TextureGCNConfig.fidelity(), denoise=1.0))
+    # With the denoising experiment on and the mirror fill at half weight: refine must make the inputs with the
+    # values the file records.
+    network = TextureGCN(hierarchy, dataclasses.replace(TextureGCNConfig.fidelity(), denoise=1.0, mirror_weight=0.5))
     for p in network.combine.parameters():  # a trained network's change is not zero
         torch.nn.init.normal_(p, 0, 0.05)
     path = save_texture_gcn(tmp_path / "w.pt", network, half=True, identity_network="stub_net", split=POOL_SPLIT)
     loaded = load_texture_gcn(path, hierarchy)
     assert loaded.config.delit and loaded.config.denoise == network.config.denoise > 0 and loaded.meta["identity_network"] == "stub_net"
+    assert loaded.config.mirror_weight == 0.5 and input_options(loaded) == {"denoise": 1.0, "mirror_weight": 0.5}
     assert all(v.dtype == torch.float16 for v in torch.load(path, weights_only=True)["state_dict"].values())
     result = refine(open_model, photo, params, StubEncoder(), renderer, None, hierarchy, weights=path)
-    x = fidelity_inputs(open_model, renderer, photo, params, denoise=loaded.config.denoise)  # what the trained network reads
+    x = fidelity_inputs(open_model, renderer, photo, params, **input_options(loaded))  # what the trained network reads
+    full_mirror = fidelity_inputs(open_model, renderer, photo, params, denoise=1.0)
+    assert not torch.allclose(x.confidence, full_mirror.confidence)  # so the comparison below can tell them apart
     with torch.no_grad():
         expected = loaded(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
         full = network(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
@@ -124,6 +134,11 @@ def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
     other.name = "another_net"
     with pytest.raises(TextureWeightsError, match="trained with the identity network 'stub_net'"):
         refine(open_model, photo, params, other, renderer, None, hierarchy, weights=path)
+    # A file written before mirror_weight existed was trained with the partner's reading in full.
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["mirror_weight"]
+    torch.save(payload, tmp_path / "older.pt")
+    assert load_texture_gcn(tmp_path / "older.pt", hierarchy).config.mirror_weight == 1.0
 
 
 def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatch, capsys):
@@ -165,6 +180,8 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
     assert network.meta["steps"] == 4 and network.meta["split"] == POOL_SPLIT and network.meta["identity_network"] == "stub_net"
     # What the inputs were: the pool's format (its fits) and the clip level of the readings.
     assert network.meta["pool_format"] == POOL_FORMAT and network.meta["clip_level"] == CLIP_LEVEL
+    # The recipe's mirror weight travels in the network's configuration, where refine reads it.
+    assert network.config.mirror_weight == TextureTrainConfig().mirror_weight < 1
 
 
 def test_the_pool_never_draws_benchmark_faces():
@@ -195,4 +212,6 @@ def test_the_shipped_weights_were_trained_on_the_pool_split():
     # It read T_p as reconstruct reads it now (clipped readings dropped), and says which fits it saw.
     assert payload["meta"].get("clip_level") == CLIP_LEVEL and str(payload["meta"].get("pool_format", "")).startswith("facelib.fitted_pool/")
     assert payload["config"]["delit"] and path.stat().st_size < 15 * 2**20
+    # ... and its mirror fill at the recipe's weight, which refine reads from the file.
+    assert payload["config"].get("mirror_weight") == TextureTrainConfig().mirror_weight
     assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())

@@ -17,7 +17,7 @@ def train_texture_command(args: argparse.Namespace) -> int:
 
     try:
         pool = PoolSpec(n=args.pool, seed=args.pool_seed)
-        overrides = {k: getattr(args, k) for k in ("steps", "minutes", "batch", "lr", "albedo_weight", "identity_every", "denoise", "seed")
+        overrides = {k: getattr(args, k) for k in ("steps", "minutes", "batch", "lr", "albedo_weight", "identity_every", "denoise", "mirror_weight", "seed")
                      if getattr(args, k) is not None}
         config = TextureTrainConfig(pool=pool, **overrides)
     except ValueError as err:

@@ -14,20 +14,14 @@ from facelib.texture_inputs import delit_reference, fidelity_inputs
 FIDELITY_START = "de-lit, mirror-filled"
 """The name, in :func:`benchmark_methods`' tables, of where the trained "fidelity" TextureGCN starts: the
 photo de-lit without M_face and mirror-filled (:func:`~facelib.texture_inputs.fidelity_inputs`); the network's
-own contribution is its difference from this. It is denoised as the network's inputs are (its ``config.denoise``,
-:func:`~facelib.texture_inputs.denoise_confidence`)."""
-
-
-def start_denoise(network: torch.nn.Module | None) -> float:
-    """The ``denoise`` strength a TextureGCN's inputs are made with (0 for none, or for a network without it)."""
-    config = getattr(network, "config", None)
-    return float(getattr(config, "denoise", 0.0)) if config is not None and getattr(config, "delit", False) else 0.0
+own contribution is its difference from this. It is made as the network's inputs are (its ``config.denoise`` and
+``config.mirror_weight``, :func:`~facelib.texture_inputs.input_options`)."""
 
 
 @torch.no_grad()
 def photo_scores(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],
                  m_face: torch.Tensor, albedos: dict[str, torch.Tensor], encoder: torch.nn.Module | None = None,
-                 denoise: float = 0.0) -> dict:
+                 start_options: dict[str, float] | None = None) -> dict:
     """Re-rendering scores of albedos on a photo with no ground truth, beside the de-lit photo's (the yardstick).
 
     Each albedo is rendered with the fitted shape, pose and light at the crop's size and compared with
@@ -40,14 +34,15 @@ def photo_scores(model: MorphableModel, renderer: FaceRenderer, photo: torch.Ten
         albedos: name -> (1, V, 3) albedo; ``"photo de-lit"`` (:func:`delit_reference`, the yardstick) and
             :data:`FIDELITY_START` (where the trained network starts) are added.
         encoder: the identity network (None: no identity distance).
-        denoise: the trained network's ``config.denoise`` (:func:`start_denoise`), for :data:`FIDELITY_START`.
+        start_options: how the trained network's inputs are made (:func:`~facelib.texture_inputs.input_options`),
+            for :data:`FIDELITY_START` (None: the plain inputs).
 
     Returns:
         name -> {"psnr", "ssim"[, "identity", "identity_cosine"]} as floats (rounded), and
         "identity_network": the encoder's name.
     """
     albedos = dict(albedos) | {"photo de-lit": delit_reference(model, renderer, photo, params, m_face),
-                               FIDELITY_START: fidelity_inputs(model, renderer, photo, params, denoise=denoise).yardstick()}
+                               FIDELITY_START: fidelity_inputs(model, renderer, photo, params, **(start_options or {})).yardstick()}
     shape = model.shape(params["id"], params["exp"])
     out: dict = {}
     for name, albedo in albedos.items():

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from facelib.evaluate.benchmark import Prediction, once_per_batch
-from facelib.evaluate.photos import FIDELITY_START, start_denoise
+from facelib.evaluate.photos import FIDELITY_START
 from facelib.fit import fit_with_skin_mask
 from facelib.gcn.weights import load_texture_gcn, texture_hierarchy
 from facelib.morphable import load_open_model
@@ -21,7 +21,7 @@ from facelib.morphable.landmarks import five_from_68
 from facelib.nets import IdentityEncoder
 from facelib.reconstruct import ReconstructConfig
 from facelib.refine import RefineResult, refine
-from facelib.texture_inputs import delit_reference, fidelity_inputs
+from facelib.texture_inputs import delit_reference, fidelity_inputs, input_options
 
 BENCHMARK_BASELINE = "3DMM only (regress + fit)"
 """The name of :func:`benchmark_methods`' 3DMM-only method in tables."""
@@ -96,7 +96,7 @@ def benchmark_methods(faces, level: int, config: ReconstructConfig | None = None
         params = (second or first).params
         result = refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                         config.refine, weights=config.gcn_weights)
-        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params, denoise=start_denoise(result.network)).yardstick()
+        start_point = fidelity_inputs(faces.model, faces.renderer, photo, params, **input_options(result.network)).yardstick()
         others = {name: refine(faces.model, photo, params, encoder.to(photo.device), faces.renderer, m_face, hierarchy,
                                config.refine, weights=weights).albedo for name, weights in compare.items()}
         return params, result, (delit_reference(faces.model, faces.renderer, photo, params, m_face), start_point), others

@@ -108,6 +108,12 @@ class TextureGCNConfig:
             weights files record it. An experiment (``train-texture --denoise``, ``data/README.md``):
             on the synthetic benchmark it keeps the whole-face error at the 3DMM's, and on real photos
             it drops much of what the photo shows (their departure from the 3DMM is not noise).
+        mirror_weight: with ``delit``, how much a vertex that cannot be read trusts its mirror partner's reading:
+            the partner's confidence times this (:func:`facelib.texture_inputs.texture_inputs`' ``mirror_weight``).
+            Weights files record it; one that does not was trained with 1, the partner's reading in full. A face is
+            only nearly symmetric, and what the fitted light gets wrong on one side is not on the other: on the
+            benchmark, the vertices filled from their partner carried most of the network's whole-face excess
+            over the 3DMM, and 0.5 took it away (``data/README.md``).
     """
 
     name: str
@@ -125,6 +131,7 @@ class TextureGCNConfig:
     use_decoder: bool = True
     delit: bool = False
     denoise: float = 0.0
+    mirror_weight: float = 1.0
 
     @property
     def refiner_inputs(self) -> int:
@@ -201,6 +208,8 @@ class TextureGCNConfig:
             raise ValueError(f"{self.name}: leaving out both the Refiner and the Decoder leaves nothing to refine with")
         if self.denoise < 0 or (self.denoise and not self.delit):
             raise ValueError(f"{self.name}: denoise must be >= 0 and needs delit=True, got denoise={self.denoise}")
+        if not 0 <= self.mirror_weight <= 1 or (self.mirror_weight != 1 and not self.delit):
+            raise ValueError(f"{self.name}: mirror_weight must be in [0, 1] and needs delit=True, got {self.mirror_weight}")
         if self.delit and not self.residual:
             raise ValueError(f"{self.name}: delit=True starts the output at the de-lit photo, which needs residual=True")
 

@@ -13,7 +13,8 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
 * **Inputs** (:func:`~facelib.texture_inputs.fidelity_inputs`): T, T_p with its confidence c
   (:func:`~facelib.texture_inputs.reliable_samples`: silhouette, grazing, eyelid and clipped samples get 0; M_face
   is not applied, see there) and D = T_p / E, the photo de-lit by the fitted light, where a vertex
-  cannot be read filled from its mirror partner's reading (and, with ``denoise``, c lowered where
+  cannot be read filled from its mirror partner's reading, trusted at ``mirror_weight`` (0.5) of the partner's
+  confidence because a face is only nearly symmetric and its light's error is not symmetric at all (and, with ``denoise``, c lowered where
   D departs from T by no more than the face's median departure:
   :func:`~facelib.texture_inputs.denoise_confidence`; not in the shipped recipe, see ``data/README.md``).
   The output starts at B = T + c (D - T), the de-lit photo where it can be read, and the network
@@ -102,6 +103,9 @@ class TextureTrainConfig:
             (:func:`holdout_scores`: detail-band scale-invariant error and re-rendering PSNR of the
             3DMM, the de-lit photo and the network).
         denoise: the network's ``denoise`` (:class:`~facelib.gcn.TextureGCNConfig`; 0: the shipped recipe).
+        mirror_weight: the network's ``mirror_weight`` (:class:`~facelib.gcn.TextureGCNConfig`): how much a
+            vertex's mirror partner's reading is trusted where the vertex has no reading of its own (1: as much as
+            the partner's own; ``data/README.md`` has the measurements behind 0.5).
     """
     pool: PoolSpec = field(default_factory=PoolSpec)
     steps: int = 3000
@@ -123,6 +127,7 @@ class TextureTrainConfig:
     checkpoint_every: int = 100
     holdout: int = 16
     denoise: float = 0.0
+    mirror_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
@@ -131,6 +136,8 @@ class TextureTrainConfig:
             raise ValueError(f"sizes must be crop sizes of at least 64 px, got {self.sizes}")
         if self.denoise < 0:
             raise ValueError(f"denoise must be >= 0, got {self.denoise}")
+        if not 0 <= self.mirror_weight <= 1:
+            raise ValueError(f"mirror_weight must be in [0, 1], got {self.mirror_weight}")
 
 
 def scale_invariant_l1(albedo: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -164,8 +171,9 @@ class _InputCache:
 
     KEYS = ("shape", "coarse", "colors", "read", "delit", "confidence", "normals", "shaded_3dmm")
 
-    def __init__(self, model, renderers: _Renderers, pool: dict, denoise: float = 0.0) -> None:
-        self.model, self.renderers, self.pool, self.items, self.denoise = model, renderers, pool, {}, denoise
+    def __init__(self, model, renderers: _Renderers, pool: dict, denoise: float = 0.0, mirror_weight: float = 1.0) -> None:
+        self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
+        self.denoise, self.mirror_weight = denoise, mirror_weight
 
     def __call__(self, idx: torch.Tensor, size: int, photo: torch.Tensor, m_face: torch.Tensor) -> dict[str, torch.Tensor]:
 
@@ -173,7 +181,8 @@ class _InputCache:
         if missing:
             rows = torch.tensor(missing)
             params = {k: v[idx[rows]] for k, v in self.pool["params"].items()}
-            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params, denoise=self.denoise)
+            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params, denoise=self.denoise,
+                                mirror_weight=self.mirror_weight)
             values = (x.shape, x.coarse, x.samples.colors, x.samples.visibility, x.delit, x.confidence, x.fitted.normals,
                       x.fitted.colors)
             for row, j in enumerate(missing):
@@ -261,11 +270,13 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     gcn_config = TextureGCNConfig.preset(config.gcn).with_embedding_dim(embeddings.shape[1])
     if config.denoise:
         gcn_config = dataclasses.replace(gcn_config, denoise=config.denoise)
+    if gcn_config.delit:
+        gcn_config = dataclasses.replace(gcn_config, mirror_weight=config.mirror_weight)
     if not pretrained:
         # A random feature map decoded into colour is noise the network has to learn to ignore.
         gcn_config = gcn_config.ablated(decoder=False)
         say("train-texture: the identity network is untrained here, so the Decoder (which reads its embedding) is left out")
-    inputs = _InputCache(model, renderers, pool, gcn_config.denoise)
+    inputs = _InputCache(model, renderers, pool, gcn_config.denoise, gcn_config.mirror_weight)
     torch.manual_seed(config.seed)
     network = TextureGCN(hierarchy, gcn_config)
     # The CombineNet starts at zero and holds the direct path from the de-lit photo: it learns faster.
