@@ -97,8 +97,9 @@ def denoise_confidence(coarse: torch.Tensor, delit: torch.Tensor, confidence: to
     The de-lit reading D differs from the 3DMM albedo T by the albedo's detail, which is sparse
     (spots, lips, stubble, brows), and by noise at every vertex: the photo's own, the sampling's,
     and the shading the fitted light gets wrong. Copying every reading adds the noise to the whole
-    face (on the benchmark, the mirror-filled de-lit start's scale-invariant error over the face is
-    19 % above the 3DMM's, while in the detail band it is 14 % below). A soft threshold of the residual
+    face (on the benchmark of 2026-12-05, the mirror-filled de-lit start's scale-invariant error over
+    the face was 19 % above the 3DMM's, while in the detail band it was 14 % below; the fits, the clip
+    rule and the half-weight mirror fill have since taken the former to -0.8 %, ``data/README.md``). A soft threshold of the residual
     (Donoho 1995) keeps the large departures and drops the small ones:
 
         r_i = c_i (D_i - T_i),   m_i = mean over i's one-ring of |r_j| (|.| the mean over RGB),
@@ -184,7 +185,12 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
             (:func:`denoise_confidence` with this strength, after the mirror fill; 0: not).
         mirror_weight: lambda above, in [0, 1]: how far a partner's reading is trusted in place of the vertex's own
             (only nearly symmetric: the face's own asymmetry, and the fitted light's errors, which mirror badly).
+
+    Raises:
+        ValueError: ``mirror_weight`` is outside [0, 1].
     """
+    if not 0 <= mirror_weight <= 1:
+        raise ValueError(f"mirror_weight must be in [0, 1], got {mirror_weight}")
     shape = model.shape(params["id"], params["exp"])
     coarse = model.albedo(params["tex"]).clamp(0, 1)
     fitted = renderer.render(shape, coarse, params["angles"], params["translation"], params["gamma"])
@@ -200,8 +206,6 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
         read = (confidence > 0).unsqueeze(-1)
         samples = VertexSamples(samples.colors * read, samples.visibility * gate)
         delit = delit * read
-    if not 0 <= mirror_weight <= 1:
-        raise ValueError(f"mirror_weight must be in [0, 1], got {mirror_weight}")
     if mirror is not None:
         c, cm = confidence.unsqueeze(-1), mirror_weight * confidence[:, mirror].unsqueeze(-1)
         filled = c + (1 - c) * cm
@@ -212,12 +216,22 @@ def texture_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.T
 
 
 def input_options(network: torch.nn.Module | None) -> dict[str, float]:
-    """The keyword arguments of :func:`fidelity_inputs` a TextureGCN's inputs are made with: its ``config.denoise``
-    and ``config.mirror_weight`` (a network that does not read the de-lit photo, or none: the plain inputs)."""
+    """How a TextureGCN's inputs are made, as keyword arguments of :func:`fidelity_inputs`.
+
+    Every reader of the network's inputs (``refine``, the benchmark's and the photo scores' start, a notebook
+    splitting the output) makes them through this, so that they are the inputs the weights were trained on.
+
+    Args:
+        network: a :class:`~facelib.gcn.TextureGCN` (or None, or a network without a ``config``).
+
+    Returns:
+        {"denoise": its ``config.denoise``, "mirror_weight": its ``config.mirror_weight``}; for a network that
+        does not read the de-lit photo, or none, the plain inputs' {"denoise": 0.0, "mirror_weight": 1.0}.
+    """
     config = getattr(network, "config", None)
     if config is None or not getattr(config, "delit", False):
         return {"denoise": 0.0, "mirror_weight": 1.0}
-    return {"denoise": float(config.denoise), "mirror_weight": float(getattr(config, "mirror_weight", 1.0))}
+    return {"denoise": float(config.denoise), "mirror_weight": float(config.mirror_weight)}
 
 
 def fidelity_inputs(model: MorphableModel, renderer: FaceRenderer, photo: torch.Tensor, params: dict[str, torch.Tensor],

@@ -1,4 +1,5 @@
-"""The de-lit photo's denoising (facelib.texture_inputs.denoise_confidence) against a plain reference."""
+"""The de-lit photo's denoising (facelib.texture_inputs.denoise_confidence) against a plain reference, and the settings of the
+fidelity network's inputs (denoise, mirror_weight)."""
 
 import pytest
 import torch

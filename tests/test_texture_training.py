@@ -96,7 +96,21 @@ def test_the_mirror_fill_reads_a_hidden_vertex_from_its_partner(open_model):
     half = texture_inputs(open_model, renderer, photo, params, mirror=open_model.mirror, mirror_weight=0.5)
     torch.testing.assert_close(half.delit[gained], filled.delit[gained], atol=1e-5, rtol=0)
     torch.testing.assert_close(half.confidence[gained], 0.5 * filled.confidence[gained])
-    assert (half.confidence >= plain.confidence - 1e-6).all() and (half.confidence <= filled.confidence + 1e-6).all()
+    # Against the formula written out, at every vertex, the partly read ones included (0 < c < 1, partner read).
+    c, d = plain.confidence, plain.delit
+    cm, dm = 0.5 * c[:, open_model.mirror], d[:, open_model.mirror]
+    expected_c = c + (1 - c) * cm
+    expected_d = (c[..., None] * d + ((1 - c) * cm)[..., None] * dm) / expected_c.clamp(min=1e-6)[..., None]
+    both = (expected_c > 0) & (c > 0) & (c < 1) & (cm > 0)
+    assert both.any()
+    torch.testing.assert_close(half.confidence, expected_c)
+    read = expected_c > 0
+    torch.testing.assert_close(half.delit[read], expected_d[read], atol=1e-5, rtol=0)
+    # Weight 0 is no fill at all.
+    none = texture_inputs(open_model, renderer, photo, params, mirror=open_model.mirror, mirror_weight=0.0)
+    assert torch.equal(none.confidence, plain.confidence)
+    with pytest.raises(ValueError, match="mirror_weight"):
+        texture_inputs(open_model, renderer, photo, params, mirror=open_model.mirror, mirror_weight=2.0)
 
 
 def test_scale_invariant_l1_ignores_a_gain_per_channel():
@@ -123,12 +137,15 @@ def test_fp16_weights_round_trip_with_their_record(open_model, scene, tmp_path):
     result = refine(open_model, photo, params, StubEncoder(), renderer, None, hierarchy, weights=path)
     x = fidelity_inputs(open_model, renderer, photo, params, **input_options(loaded))  # what the trained network reads
     full_mirror = fidelity_inputs(open_model, renderer, photo, params, denoise=1.0)
-    assert not torch.allclose(x.confidence, full_mirror.confidence)  # so the comparison below can tell them apart
     with torch.no_grad():
         expected = loaded(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
         full = network(x.coarse, x.samples.colors, x.confidence, StubEncoder()(photo), x.delit)
     assert result.mode == "trained" and "fidelity" in result.notes[-1]
     torch.testing.assert_close(result.albedo, expected)
+    with torch.no_grad():  # the inputs made with the partner's reading in full give another albedo
+        other_inputs = loaded(full_mirror.coarse, full_mirror.samples.colors, full_mirror.confidence, StubEncoder()(photo),
+                              full_mirror.delit)
+    assert float((other_inputs - result.albedo).abs().max()) > 0.01
     assert float((expected - full).abs().max()) < 0.02  # fp16 weights change the output by rounding only
     other = StubEncoder()
     other.name = "another_net"
@@ -154,6 +171,14 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
         return real_loss(colors, shaded, weights, *args, **kwargs)
 
     monkeypatch.setattr(facelib.train.texture, "projected_color_loss", spy)
+    made_with = []  # the mirror weight of every batch of inputs the trainer makes
+    real_inputs = facelib.train.texture.fidelity_inputs
+
+    def inputs_spy(*args, **kwargs):
+        made_with.append(kwargs.get("mirror_weight"))
+        return real_inputs(*args, **kwargs)
+
+    monkeypatch.setattr(facelib.train.texture, "fidelity_inputs", inputs_spy)
     spec = PoolSpec(n=2, size=64, level=0, fit_steps=4, refit_steps=2, chunk=2, root=tmp_path / "pools")
     build_pool(spec, verbose=False)
     pool = load_pool(spec)
@@ -171,6 +196,10 @@ def test_the_recipe_runs_end_to_end_and_resumes(open_model, tmp_path, monkeypatc
     # The photo term weighs only the vertices read themselves: a vertex filled from its mirror partner has
     # no T_p of its own (0), and weighing it would pull its shaded albedo towards black.
     assert weighed and all(bool((w[c.abs().sum(-1) == 0] == 0).all()) and bool((w > 0).any()) for c, w in weighed)
+    assert made_with and set(made_with) == {config.mirror_weight}
+    # Resume refuses a checkpoint trained on inputs made otherwise, and goes on from one made the same way.
+    with pytest.raises(ValueError, match="--mirror-weight"):
+        train_texture(run, dataclasses.replace(config, steps=4, mirror_weight=1.0), resume=True, verbose=False)
     # Resume goes on from the checkpoint: two more steps, one log.
     config.steps = 4
     weights = train_texture(run, config, resume=True, verbose=False)

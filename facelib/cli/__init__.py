@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="an experiment: trust the de-lit photo only where it departs from the 3DMM by more than K x the "
                         "face's median departure (default 0, the shipped recipe; data/README.md has what it does)")
     p.add_argument("--mirror-weight", type=float, default=None, metavar="W",
-                   help="trust a hidden vertex's mirror partner's reading at W x the partner's confidence (default: the recipe's 0.5)")
+                   help="where a vertex has no reading of its own, trust its mirror partner's at W x the partner's "
+                        "confidence, W in [0, 1] (default: the recipe's 0.5)")
     p.add_argument("--seed", type=int, default=None, help="initialisation and batch order")
     p.add_argument("--resume", action="store_true", help="go on from OUT/checkpoint.pt")
     p.set_defaults(func=train_texture_command)

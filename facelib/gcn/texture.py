@@ -162,7 +162,8 @@ class TextureGCNConfig:
     @classmethod
     def fidelity(cls, embedding_dim: int = PAPER_EMBEDDING_DIM) -> "TextureGCNConfig":
         """The paper's layout reading the de-lit photo, starting from it (``delit``, ``residual``):
-        the dataset-trained network that ships with the course (:mod:`facelib.train.texture`)."""
+        the dataset-trained network that ships with the course (:mod:`facelib.train.texture`; its recipe sets
+        ``mirror_weight`` 0.5, which the shipped file records)."""
         return replace(cls.paper(embedding_dim), name="fidelity", delit=True, residual=True)
 
     @classmethod

@@ -13,8 +13,9 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
 * **Inputs** (:func:`~facelib.texture_inputs.fidelity_inputs`): T, T_p with its confidence c
   (:func:`~facelib.texture_inputs.reliable_samples`: silhouette, grazing, eyelid and clipped samples get 0; M_face
   is not applied, see there) and D = T_p / E, the photo de-lit by the fitted light, where a vertex
-  cannot be read filled from its mirror partner's reading, trusted at ``mirror_weight`` (0.5) of the partner's
-  confidence because a face is only nearly symmetric and its light's error is not symmetric at all (and, with ``denoise``, c lowered where
+  cannot be read filled from its mirror partner's reading, trusted at ``mirror_weight`` (0.5) times the
+  partner's confidence, because a face is only nearly symmetric and the fitted light's errors mirror badly
+  (and, with ``denoise``, c lowered where
   D departs from T by no more than the face's median departure:
   :func:`~facelib.texture_inputs.denoise_confidence`; not in the shipped recipe, see ``data/README.md``).
   The output starts at B = T + c (D - T), the de-lit photo where it can be read, and the network
@@ -36,7 +37,8 @@ facelib's recipe for one that is useful on a CPU (the "fidelity" network,
   measured no gain from it at CPU scale.
 
 Checkpoints are written atomically every ``checkpoint_every`` steps and at the end; ``resume=True``
-goes on from the last one (model, optimiser, step, random state). The final weights are written
+goes on from the last one (model, optimiser, step, random state), and refuses a checkpoint whose inputs were
+made otherwise (``denoise``, ``mirror_weight``: the network learned on them). The final weights are written
 with :func:`~facelib.gcn.weights.save_texture_gcn` in fp16 with the recipe, the data and the time.
 """
 
@@ -171,7 +173,7 @@ class _InputCache:
 
     KEYS = ("shape", "coarse", "colors", "read", "delit", "confidence", "normals", "shaded_3dmm")
 
-    def __init__(self, model, renderers: _Renderers, pool: dict, denoise: float = 0.0, mirror_weight: float = 1.0) -> None:
+    def __init__(self, model, renderers: _Renderers, pool: dict, *, denoise: float, mirror_weight: float) -> None:
         self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
         self.denoise, self.mirror_weight = denoise, mirror_weight
 
@@ -272,11 +274,14 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         gcn_config = dataclasses.replace(gcn_config, denoise=config.denoise)
     if gcn_config.delit:
         gcn_config = dataclasses.replace(gcn_config, mirror_weight=config.mirror_weight)
+    elif config.mirror_weight != TextureTrainConfig.mirror_weight:
+        raise ValueError(f"mirror_weight={config.mirror_weight}: only a network that reads the de-lit photo ('fidelity') "
+                         f"is mirror-filled, and {config.gcn!r} does not")
     if not pretrained:
         # A random feature map decoded into colour is noise the network has to learn to ignore.
         gcn_config = gcn_config.ablated(decoder=False)
         say("train-texture: the identity network is untrained here, so the Decoder (which reads its embedding) is left out")
-    inputs = _InputCache(model, renderers, pool, gcn_config.denoise, gcn_config.mirror_weight)
+    inputs = _InputCache(model, renderers, pool, denoise=gcn_config.denoise, mirror_weight=gcn_config.mirror_weight)
     torch.manual_seed(config.seed)
     network = TextureGCN(hierarchy, gcn_config)
     # The CombineNet starts at zero and holds the direct path from the de-lit photo: it learns faster.
@@ -302,6 +307,12 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         if state.get("format") != TRAIN_CHECKPOINT_FORMAT or state.get("identity_network") != identity_name:
             raise ValueError(f"{checkpoint} is not a train-texture checkpoint of this set-up (format {state.get('format')}, "
                              f"identity network {state.get('identity_network')} vs {identity_name} here)")
+        # A checkpoint from before these were recorded was trained with the partner's reading in full, not denoised.
+        made = {"denoise": 0.0, "mirror_weight": 1.0} | dict(state.get("inputs", {}))
+        here = {"denoise": gcn_config.denoise, "mirror_weight": gcn_config.mirror_weight}
+        if made != here:
+            raise ValueError(f"{checkpoint} was trained on inputs made with {made}, this run makes them with {here}: "
+                             "resume with the same --denoise and --mirror-weight, or start a new run folder")
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -314,7 +325,8 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
     def save_checkpoint(step: int, seconds: float) -> None:
         atomic_save({"format": TRAIN_CHECKPOINT_FORMAT, "model": network.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "step": step, "seconds": seconds,
-                     "identity_network": identity_name, "config": repr(config)}, checkpoint)
+                     "identity_network": identity_name, "config": repr(config),
+                     "inputs": {"denoise": gcn_config.denoise, "mirror_weight": gcn_config.mirror_weight}}, checkpoint)
 
     log = out / "log.csv"
     holdout_log = out / "holdout.csv"  # the held-out faces' scores at each checkpoint (see holdout_scores)
