@@ -63,7 +63,7 @@ from facelib.nets import IdentityEncoder
 from facelib.render import FaceRenderer
 from facelib.render.composite import composite
 from facelib.render.lighting import shade
-from facelib.texture_inputs import CLIP_LEVEL, fidelity_inputs, texture_inputs
+from facelib.texture_inputs import CLIP_LEVEL, fidelity_inputs, input_options, texture_inputs
 from facelib.train.checkpoint import atomic_save
 from facelib.train.fitted_pool import POOL_FORMAT, POOL_SPLIT, PoolSpec, build_pool, load_pool
 from facelib.files import atomic_write_text
@@ -173,9 +173,9 @@ class _InputCache:
 
     KEYS = ("shape", "coarse", "colors", "read", "delit", "confidence", "normals", "shaded_3dmm")
 
-    def __init__(self, model, renderers: _Renderers, pool: dict, *, denoise: float, mirror_weight: float) -> None:
-        self.model, self.renderers, self.pool, self.items = model, renderers, pool, {}
-        self.denoise, self.mirror_weight = denoise, mirror_weight
+    def __init__(self, model, renderers: _Renderers, pool: dict, options: dict[str, float]) -> None:
+        # options: the network's input_options (its denoise and mirror weight).
+        self.model, self.renderers, self.pool, self.items, self.options = model, renderers, pool, {}, options
 
     def __call__(self, idx: torch.Tensor, size: int, photo: torch.Tensor, m_face: torch.Tensor) -> dict[str, torch.Tensor]:
 
@@ -183,8 +183,7 @@ class _InputCache:
         if missing:
             rows = torch.tensor(missing)
             params = {k: v[idx[rows]] for k, v in self.pool["params"].items()}
-            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params, denoise=self.denoise,
-                                mirror_weight=self.mirror_weight)
+            x = fidelity_inputs(self.model, self.renderers(size), photo[rows], params, **self.options)
             values = (x.shape, x.coarse, x.samples.colors, x.samples.visibility, x.delit, x.confidence, x.fitted.normals,
                       x.fitted.colors)
             for row, j in enumerate(missing):
@@ -281,9 +280,10 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         # A random feature map decoded into colour is noise the network has to learn to ignore.
         gcn_config = gcn_config.ablated(decoder=False)
         say("train-texture: the identity network is untrained here, so the Decoder (which reads its embedding) is left out")
-    inputs = _InputCache(model, renderers, pool, denoise=gcn_config.denoise, mirror_weight=gcn_config.mirror_weight)
     torch.manual_seed(config.seed)
     network = TextureGCN(hierarchy, gcn_config)
+    made_with = input_options(network)  # how its inputs are made: the cache, the checkpoint and refine agree
+    inputs = _InputCache(model, renderers, pool, made_with)
     # The CombineNet starts at zero and holds the direct path from the de-lit photo: it learns faster.
     combine = list(network.combine.parameters())
     rest = [q for q in network.parameters() if all(q is not c for c in combine)]
@@ -307,11 +307,10 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         if state.get("format") != TRAIN_CHECKPOINT_FORMAT or state.get("identity_network") != identity_name:
             raise ValueError(f"{checkpoint} is not a train-texture checkpoint of this set-up (format {state.get('format')}, "
                              f"identity network {state.get('identity_network')} vs {identity_name} here)")
-        # A checkpoint from before these were recorded was trained with the partner's reading in full, not denoised.
-        made = {"denoise": 0.0, "mirror_weight": 1.0} | dict(state.get("inputs", {}))
-        here = {"denoise": gcn_config.denoise, "mirror_weight": gcn_config.mirror_weight}
-        if made != here:
-            raise ValueError(f"{checkpoint} was trained on inputs made with {made}, this run makes them with {here}: "
+        # A checkpoint from before these were recorded was trained on the plain inputs (full mirror fill, no denoising).
+        made = input_options(None) | dict(state.get("inputs", {}))
+        if made != made_with:
+            raise ValueError(f"{checkpoint} was trained on inputs made with {made}, this run makes them with {made_with}: "
                              "resume with the same --denoise and --mirror-weight, or start a new run folder")
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -326,7 +325,7 @@ def train_texture(out: str | Path, config: TextureTrainConfig | None = None, res
         atomic_save({"format": TRAIN_CHECKPOINT_FORMAT, "model": network.state_dict(), "optimizer": optimizer.state_dict(),
                      "generator": generator.get_state(), "step": step, "seconds": seconds,
                      "identity_network": identity_name, "config": repr(config),
-                     "inputs": {"denoise": gcn_config.denoise, "mirror_weight": gcn_config.mirror_weight}}, checkpoint)
+                     "inputs": made_with}, checkpoint)
 
     log = out / "log.csv"
     holdout_log = out / "holdout.csv"  # the held-out faces' scores at each checkpoint (see holdout_scores)
